@@ -1,0 +1,146 @@
+"""Shared value types of the core (no mitmproxy import anywhere in the core).
+
+Every part of xblreplay speaks in these types:
+
+* the validator turns (method, url, headers) into a :class:`RequestCheck`
+  holding the parsed :class:`AchievementsQuery` and a list of :class:`Violation`;
+* the dataset engine turns an :class:`AchievementsQuery` into an :class:`Answer`;
+* the addon turns an :class:`Answer` into a mitmproxy response and a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+HOST = "achievements.xboxlive.com"
+
+ERROR = "error"
+WARNING = "warning"
+
+# Endpoint names (RequestCheck.endpoint)
+EP_LIST = "achievements"  # GET /users/xuid({xuid})/achievements
+EP_DETAIL = "achievement-detail"  # GET /users/xuid({xuid})/achievements/{scid}/{id}
+EP_UPDATE = "achievement-update"  # POST /users/xuid({xuid})/achievements/{scid}/update
+EP_HISTORY = "title-history"  # GET /users/xuid({xuid})/history/titles
+EP_OTHER = "other"  # any other path on the host
+
+ORDERS = ("Unordered", "Title", "UnlockTime", "EndingSoon")
+TYPES = ("Persistent", "Challenge")
+
+# The .NET DateTime minimum: "never" / locked (R7).
+NEVER = "0001-01-01T00:00:00.0000000Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One structured finding about a request or a response.
+
+    rule      -- the emulation rule or contract part it comes from: "R2" … "R10",
+                 "contract" (OpenAPI document), "response-schema" (R7 body check),
+                 "call-pattern" (live call-pattern checks).
+    location  -- "path" | "query" | "header" | "body" | "response" | "traffic"
+    name      -- the parameter, header or field (JSON pointer for bodies)
+    severity  -- "error" | "warning"
+    message   -- one human sentence, in API terms
+    code      -- a short stable machine id, e.g. "invalid-integer", "unknown-parameter",
+                 "conflicting-filters", "conflicting-paging", "coverage", "contract-version"
+    """
+
+    rule: str
+    location: str
+    name: str
+    severity: str
+    message: str
+    code: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        d = {
+            "rule": self.rule,
+            "location": self.location,
+            "name": self.name,
+            "severity": self.severity,
+            "message": self.message,
+        }
+        if self.code:
+            d["code"] = self.code
+        return d
+
+
+def violations_header(violations: list[Violation] | tuple[Violation, ...]) -> str:
+    """Compact JSON for the X-Xblreplay-Violations response header (R8)."""
+    return json.dumps([v.to_dict() for v in violations], separators=(",", ":"), ensure_ascii=True)
+
+
+@dataclass(slots=True)
+class AchievementsQuery:
+    """A parsed, validated GET /users/xuid({xuid})/achievements request.
+
+    Values are canonical: enums in their documented PascalCase spelling, booleans as bool.
+    """
+
+    xuid: int
+    title_ids: tuple[int, ...] | None = None  # None: every title (R3.1)
+    types: frozenset[str] | None = None  # subset of TYPES; None: all types (R3.2)
+    unlocked_only: bool = False
+    possible_only: bool = False
+    order_by: str = "Unordered"
+    skip_items: int = 0
+    max_items: int | None = None  # None: the default page size (32, R5)
+    continuation_token: str | None = None  # raw token as sent
+    token_offset: int | None = None  # offset parsed from the token (R5 forms)
+    contract: str | None = None  # raw x-xbl-contract-version value
+    shape: str | None = "V1"  # "V1" | "V2" | None (unsupported version: empty 200, R6)
+    rarity: bool = False  # contract 4 keeps recorded rarity (R6)
+    locales: tuple[str, ...] = ()  # Accept-Language preference list, best first
+    userhash: str | None = None  # from Authorization (never logged or stored raw)
+
+    @property
+    def start(self) -> int:
+        """R5: the token wins over skipItems."""
+        if self.token_offset is not None:
+            return self.token_offset
+        return self.skip_items
+
+    @property
+    def page_size(self) -> int:
+        return 32 if self.max_items is None else self.max_items
+
+
+@dataclass(slots=True)
+class RequestCheck:
+    """What the validator says about one request."""
+
+    endpoint: str  # one of the EP_* names
+    violations: list[Violation] = field(default_factory=list)
+    status: int | None = None  # the R8 status (400/401/403/404) when the request is invalid
+    query: AchievementsQuery | None = None  # set for EP_LIST (and EP_DETAIL/EP_HISTORY paging)
+    path_params: dict[str, Any] = field(default_factory=dict)  # xuid, scid, achievement_id
+
+    @property
+    def errors(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == ERROR]
+
+    @property
+    def ok(self) -> bool:
+        return self.status is None
+
+
+@dataclass(slots=True)
+class Answer:
+    """A response produced without the real service (replay, R8 errors, throttling, faults)."""
+
+    status: int
+    body: Any = None  # a JSON-able object, bytes, or None for an empty body
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)  # warnings/diagnostics (R2, R9)
+    source: str = "dataset"  # "dataset" | "interaction" | "error" | "throttle" | "fault"
+    reason: str = ""  # R9: why this answer, in API terms ("" for a straightforward replay)
+
+    def body_bytes(self) -> bytes:
+        if self.body is None:
+            return b""
+        if isinstance(self.body, (bytes, bytearray)):
+            return bytes(self.body)
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
