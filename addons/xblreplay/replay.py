@@ -1,0 +1,145 @@
+"""Offline answers: cassettes -> datasets + recorded interactions -> an Answer per request.
+
+This is the part of replay that has nothing to do with mitmproxy; the addon and
+``xblreplay query`` both call :meth:`Replayer.handle`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+from . import cassette
+from .dataset import DatasetStore
+from .model import EP_DETAIL, EP_LIST, EP_OTHER, Answer, RequestCheck, Violation
+from .validator import Validator, error_answer
+
+# Recorded requests carry no Authorization (it is never stored); the validator needs one
+# to parse a recorded URL into a query, so a placeholder stands in for it.
+_PLACEHOLDER_AUTH = "XBL3.0 x=recorded;recorded"
+
+
+def interaction_key(method: str, url: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    parts = urlsplit(url)
+    return method.upper(), parts.path.lower(), tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+
+
+def parse_now(value: str | None) -> datetime | None:
+    """The `achievements_now` option: an ISO time (``Z`` allowed); None means the real clock."""
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+class Replayer:
+    def __init__(
+        self,
+        validator: Validator,
+        store: DatasetStore,
+        *,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.validator = validator
+        self.store = store
+        self.interactions: dict[tuple, dict[str, Any]] = {}
+        self.files = 0
+        self._now = now or (lambda: datetime.now(timezone.utc))
+
+    @classmethod
+    def from_dir(
+        cls,
+        validator: Validator,
+        cassette_dir: str | os.PathLike,
+        *,
+        strict_coverage: bool = False,
+        now: Callable[[], datetime] | None = None,
+    ) -> "Replayer":
+        """Load every cassette below `cassette_dir`; raises cassette.CassetteError (file, line)."""
+        replayer = cls(validator, DatasetStore(strict_coverage=strict_coverage), now=now)
+        for path, doc in cassette.load_dir(cassette_dir):
+            replayer.add_document(doc, source=str(path))
+            replayer.files += 1
+        return replayer
+
+    def add_document(self, doc: dict[str, Any], source: str = "") -> None:
+        for binding in doc.get("bindings") or ():
+            self.store.add_binding(binding["userhash_sha256"], int(binding["xuid"]))
+        for entry in doc.get("datasets") or ():
+            self.store.add_hand_dataset(entry, source=source)
+        for interaction in doc.get("interactions") or ():
+            self.add_interaction(interaction)
+
+    def add_interaction(self, interaction: dict[str, Any]) -> None:
+        """Index a recorded interaction; a recorded 200 listing also merges into the datasets (R1)."""
+        request, response = interaction["request"], interaction["response"]
+        method, url = request.get("method", "GET"), request["url"]
+        self.interactions[interaction_key(method, url)] = interaction
+        if response.get("status") != 200 or not isinstance(response.get("body"), dict):
+            return  # non-2xx responses are replayed verbatim but never merged into a dataset
+        headers = {k.lower(): str(v) for k, v in (request.get("headers") or {}).items()}
+        headers["authorization"] = _PLACEHOLDER_AUTH
+        check = self.validator.check_request(method, url, headers)
+        query = check.query
+        if check.endpoint != EP_LIST or not check.ok or query is None or query.shape is None:
+            return
+        locale = query.locales[0] if query.locales else "en-US"
+        params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+        self.store.add_listing(
+            query.xuid, query.shape, locale, params, response["body"], interaction.get("recorded_at")
+        )
+
+    def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
+               ) -> tuple[RequestCheck, Answer]:
+        """Validate and answer one request offline."""
+        check = self.validator.check_request(method, url, headers, body)
+        return check, self.answer(check, method, url)
+
+    def answer(self, check: RequestCheck, method: str, url: str) -> Answer:
+        if not check.ok:
+            return error_answer(check)
+        query = check.query
+        if check.endpoint == EP_LIST and query is not None:
+            denied = self.store.check_binding(query.userhash, query.xuid)
+            if denied is not None:
+                return denied
+            return self.store.answer(query, self._now())
+        if check.endpoint == EP_DETAIL and hasattr(self.store, "answer_detail"):
+            p = check.path_params
+            shape = query.shape if query is not None else "V2"
+            locales = query.locales if query is not None else ()
+            answer = self.store.answer_detail(p["xuid"], p["scid"], p["achievement_id"], shape, locales)
+            if answer.status != 404:
+                return answer
+        recorded = self.interactions.get(interaction_key(method, url))
+        if recorded is not None:
+            return interaction_answer(recorded)
+        return not_recorded(check, method, url)
+
+
+def interaction_answer(interaction: dict[str, Any]) -> Answer:
+    response = interaction["response"]
+    headers = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
+    if "body" in response:
+        body: Any = response["body"]
+    else:
+        body = (response.get("body_text") or "").encode("utf-8") or None
+    return Answer(status=int(response["status"]), body=body, headers=headers, source="interaction")
+
+
+def not_recorded(check: RequestCheck, method: str, url: str) -> Answer:
+    """R9: an unmatched request gets a 404 that says what was not recorded."""
+    path = urlsplit(url).path
+    what = "this endpoint" if check.endpoint == EP_OTHER else f"the {check.endpoint} endpoint"
+    reason = f"no recorded interaction for {method} {path} and {what} is not answered from datasets"
+    violation = Violation("R9", "path", path, "warning", reason, code="not-recorded")
+    return Answer(
+        status=404,
+        body={"errorCode": 404, "errorMessage": "Not recorded: " + reason},
+        headers=[("X-Xblreplay-Reason", reason)],
+        violations=[violation],
+        source="error",
+        reason=reason,
+    )

@@ -1,0 +1,109 @@
+"""The traffic validation log: one JSON object per request (JSON Lines) and a run summary.
+
+A line looks like::
+
+    {"time": "2026-11-27T23:50:01.123Z", "method": "GET",
+     "url": "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements?maxItems=abc",
+     "mode": "validate", "endpoint": "achievements", "status": 200, "source": "upstream",
+     "latency_ms": 3.2, "violations": [{"rule": "R8", "location": "query", "name": "maxItems",
+     "severity": "error", "message": "...", "code": "invalid-integer"}]}
+
+URLs pass through :func:`redact.redact_url` first; no header value is ever logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .model import Violation
+
+
+def utc_stamp(ts: float | None = None) -> str:
+    dt = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else datetime.now(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+class ValidationLog:
+    """Collects entries, appends them to a JSON Lines file when a path is given, and keeps
+    the counters behind :meth:`summary`."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._fh = None
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.by_rule: Counter[str] = Counter()
+        self.by_code: Counter[str] = Counter()
+        self.by_status: Counter[int] = Counter()
+        self.by_source: Counter[str] = Counter()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Line-buffered append: every entry is on disk as soon as it is written.
+            self._fh = open(self.path, "a", encoding="utf-8", buffering=1)
+
+    def write(
+        self,
+        *,
+        method: str,
+        url: str,
+        mode: str,
+        endpoint: str,
+        status: int | None,
+        source: str,
+        latency_ms: float | None,
+        violations: list[Violation],
+        reason: str = "",
+        time: float | None = None,
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "time": utc_stamp(time),
+            "method": method,
+            "url": url,
+            "mode": mode,
+            "endpoint": endpoint,
+            "status": status,
+            "source": source,
+            "latency_ms": None if latency_ms is None else round(latency_ms, 3),
+            "violations": [v.to_dict() for v in violations],
+        }
+        if reason:
+            entry["reason"] = reason
+        with self._lock:
+            self.requests += 1
+            self.by_status[status if status is not None else 0] += 1
+            self.by_source[source] += 1
+            for v in violations:
+                self.by_rule[v.rule] += 1
+                if v.code:
+                    self.by_code[v.code] += 1
+            if self._fh is not None:
+                self._fh.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+        return entry
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "violations": sum(self.by_rule.values()),
+            "violations_by_rule": dict(sorted(self.by_rule.items())),
+            "violations_by_code": dict(sorted(self.by_code.items())),
+            "status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "source": dict(sorted(self.by_source.items())),
+        }
+
+    def close(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the summary as the last line (``{"summary": …}``) and close the file."""
+        summary = self.summary()
+        if extra:
+            summary.update(extra)
+        with self._lock:
+            if self._fh is not None:
+                self._fh.write(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
+                self._fh.close()
+                self._fh = None
+        return summary
