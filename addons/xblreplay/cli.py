@@ -1,0 +1,124 @@
+"""The `xblreplay` console script.
+
+    xblreplay run [mitmdump options…]           the proxy (mitmdump -s addons/achievements.py …)
+    xblreplay query --cassettes DIR URL [-H 'Name: value']…
+    xblreplay lint DIR…
+    xblreplay import FLOWFILE --cassettes DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from . import DEFAULT_RULES_DIR
+from .cassette import CassetteError, lint
+from .replay import Replayer, parse_now
+from .validator import Validator
+
+ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "achievements.py"
+# `xblreplay query` has no token to send; this placeholder passes the R8 Authorization check.
+CLI_AUTH = "XBL3.0 x=xblreplay-cli;offline"
+DIAGNOSTIC_PREFIX = "x-xblreplay-"
+
+
+def _headers(pairs: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep:
+            raise SystemExit(f"xblreplay: -H expects 'Name: value', got {pair!r}")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    headers = _headers(args.header)
+    headers.setdefault("authorization", CLI_AUTH)
+    validator = Validator.from_rules(Path(args.rules))
+    try:
+        now = parse_now(args.now)
+        replayer = Replayer.from_dir(
+            validator, args.cassettes, strict_coverage=args.strict_coverage,
+            now=(lambda: now) if now else None,
+        )
+    except CassetteError as e:
+        print(f"xblreplay: broken cassette: {e}", file=sys.stderr)
+        return 2
+    check, answer = replayer.handle(args.method, args.url, headers)
+    print(f"HTTP {answer.status}  ({answer.source}{': ' + answer.reason if answer.reason else ''})")
+    for name, value in answer.headers:
+        print(f"{name}: {value}")
+    for v in check.violations + [v for v in answer.violations if v not in check.violations]:
+        print(f"# {v.severity} {v.rule} {v.location}:{v.name}: {v.message}")
+    if isinstance(answer.body, (bytes, bytearray)):
+        sys.stdout.write(answer.body.decode("utf-8", "replace") + "\n")
+    elif answer.body is not None:
+        print(json.dumps(answer.body, indent=2, ensure_ascii=False))
+    return 0 if answer.status < 400 else 1
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    errors = [e for path in args.paths for e in lint(path)]
+    for e in errors:
+        print(str(e))
+    if errors:
+        print(f"{len(errors)} problem(s)", file=sys.stderr)
+        return 1
+    print("cassettes OK")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import import_flows  # reads mitmproxy flow files
+
+    count = import_flows(args.flowfile, args.cassettes)
+    print(f"imported {count} flow(s) into {args.cassettes}")
+    return 0
+
+
+def cmd_run(extra: list[str]) -> int:
+    mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
+    argv = [mitmdump, "-s", str(ENTRY_SCRIPT), *extra]
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        return cmd_run(argv[1:])
+    parser = argparse.ArgumentParser(prog="xblreplay", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start the proxy (arguments go to mitmdump)")
+
+    q = sub.add_parser("query", help="answer one request offline from cassettes")
+    q.add_argument("url")
+    q.add_argument("--cassettes", default="cassettes")
+    q.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
+    q.add_argument("-X", "--method", default="GET")
+    q.add_argument("--now", help="proxy clock for EndingSoon (ISO time)")
+    q.add_argument("--strict-coverage", action="store_true")
+    q.add_argument("--rules", default=str(DEFAULT_RULES_DIR))
+    q.set_defaults(func=cmd_query)
+
+    lt = sub.add_parser("lint", help="check cassette files or directories")
+    lt.add_argument("paths", nargs="+")
+    lt.set_defaults(func=cmd_lint)
+
+    im = sub.add_parser("import", help="turn a mitmdump -w flow file into cassettes")
+    im.add_argument("flowfile")
+    im.add_argument("--cassettes", default="cassettes")
+    im.set_defaults(func=cmd_import)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

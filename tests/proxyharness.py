@@ -1,0 +1,225 @@
+"""Real processes and sockets for end-to-end tests: a mitmdump running the addon, a local
+upstream HTTP server, and an HTTPS client that goes through the proxy trusting its CA.
+Everything listens on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRY = REPO / "addons" / "achievements.py"
+MITMDUMP = Path(sys.executable).with_name("mitmdump")
+HOST = "achievements.xboxlive.com"
+XUID = 2533274800000001
+AUTH = "XBL3.0 x=3141592653589793238;eyJhbGciOiJSUzI1NiJ9.dGVzdA.c2ln"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Mitmdump:
+    """mitmdump -s addons/achievements.py on 127.0.0.1 with its own confdir (and CA)."""
+
+    def __init__(self, workdir: Path, **options: Any) -> None:
+        self.workdir = workdir
+        self.confdir = workdir / "mitmconf"
+        self.port = free_port()
+        self.options = options
+        self.output = workdir / f"mitmdump-{self.port}.out"
+        self.proc: subprocess.Popen | None = None
+
+    def argv(self) -> list[str]:
+        argv = [str(MITMDUMP), "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
+                "--set", f"confdir={self.confdir}", "-s", str(ENTRY)]
+        for name, value in self.options.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            argv += ["--set", f"{name}={value}"]
+        return argv
+
+    def start(self, timeout: float = 30.0) -> "Mitmdump":
+        self.confdir.mkdir(parents=True, exist_ok=True)
+        self._out = open(self.output, "wb")
+        self.proc = subprocess.Popen(self.argv(), stdout=self._out, stderr=subprocess.STDOUT,
+                                     cwd=REPO, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mitmdump exited {self.proc.returncode}:\n{self.text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    if self.ca.exists():
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mitmdump did not start:\n{self.text()}")
+
+    @property
+    def ca(self) -> Path:
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace") if self.output.exists() else ""
+
+    def stop(self) -> str:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_out", None):
+            self._out.close()
+        return self.text()
+
+    def __enter__(self) -> "Mitmdump":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def request(self, path: str, headers: dict[str, str] | None = None, *, method: str = "GET",
+                body: bytes | None = None, auth: str | None = AUTH, contract: str | None = "2",
+                timeout: float = 20.0) -> Reply:
+        """One HTTPS request to achievements.xboxlive.com through the proxy (CONNECT tunnel)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=timeout)
+        conn.set_tunnel(HOST, 443)
+        hdrs = {"Accept-Language": "en-US"}
+        if auth is not None:
+            hdrs["Authorization"] = auth
+        if contract is not None:
+            hdrs["x-xbl-contract-version"] = contract
+        hdrs.update(headers or {})
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        finally:
+            conn.close()
+
+
+@dataclass
+class Upstream:
+    """A real local HTTP server standing in for the service; it records what it receives."""
+
+    handler: Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    connections: int = 0
+
+    def __post_init__(self) -> None:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                upstream.connections += 1
+                super().setup()
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                upstream.requests.append((self.command, self.path, headers))
+                status, out_headers, out = upstream.handler(self.command, self.path, headers, body)
+                self.send_response(status)
+                for k, v in out_headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "Upstream":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SilentListener:
+    """A listening socket that must receive nothing; counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def __enter__(self) -> "SilentListener":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def read_log(path: Path) -> tuple[list[dict], dict | None]:
+    """Entries and summary of a JSON Lines validation log."""
+    entries, summary = [], None
+    for line in path.read_text().splitlines():
+        obj = json.loads(line)
+        if "summary" in obj:
+            summary = obj["summary"]
+        else:
+            entries.append(obj)
+    return entries, summary
+
+
+def env_ok() -> bool:
+    return MITMDUMP.exists() and os.access(MITMDUMP, os.X_OK)
