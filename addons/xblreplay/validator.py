@@ -1,0 +1,476 @@
+"""Request and response validation compiled from ``rules/achievements.openapi.yaml``.
+
+The OpenAPI document is the data: paths, methods, parameter names, integer ranges, enums,
+patterns, the contract-version map (R6) and the response schemas (R7) all come from it.
+Only what OpenAPI cannot say lives here: comma lists (``style: form, explode: false``),
+case-insensitive enums and booleans (R3, R4), the continuation-token offset (R5), the
+Authorization format (R8 401) and the Accept-Language preference list (R6).
+
+Checking a request never runs jsonschema (except the POST update body); each parameter is
+compiled once into a small parse function.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote, unquote_plus
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from .model import (
+    EP_DETAIL,
+    EP_HISTORY,
+    EP_LIST,
+    EP_OTHER,
+    EP_UPDATE,
+    ERROR,
+    WARNING,
+    AchievementsQuery,
+    Answer,
+    RequestCheck,
+    Violation,
+    violations_header,
+)
+
+RULES_FILE = "achievements.openapi.yaml"
+MAX_RESPONSE_VIOLATIONS = 20
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# operationId in the document -> endpoint name of the model
+_ENDPOINTS = {
+    "listAchievements": EP_LIST,
+    "getAchievement": EP_DETAIL,
+    "updateAchievements": EP_UPDATE,
+    "listTitleHistory": EP_HISTORY,
+}
+# parameter name in the document -> field of AchievementsQuery / key of RequestCheck.path_params
+_FIELDS = {
+    "skipItems": "skip_items",
+    "maxItems": "max_items",
+    "titleId": "title_ids",
+    "types": "types",
+    "unlockedOnly": "unlocked_only",
+    "possibleOnly": "possible_only",
+    "orderBy": "order_by",
+    "continuationToken": "token_offset",
+    "xuid": "xuid",
+    "scid": "scid",
+    "achievementId": "achievement_id",
+}
+_TOKEN = "continuationToken"
+_CONTRACT_HEADER = "x-xbl-contract-version"
+_CONTRACTS_KEY = "x-xblreplay-contracts"
+
+_INT = re.compile(r"-?[0-9]+\Z")
+_AUTH = re.compile(r"XBL3\.0 x=([^;\s]+);(\S+)\Z", re.IGNORECASE)
+_LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
+_WWW_AUTHENTICATE = 'Token realm="xboxlive.com", error="token_required"'
+_BAD_REQUEST_CODE = 4000
+
+
+class _Invalid(Exception):
+    """A parameter value that does not meet its schema (code, message)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+def _scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
+    """One value of a parameter, per its schema (type, minimum/maximum, enum, pattern)."""
+    kind = schema.get("type", "string")
+    if kind == "integer":
+        low, high = schema.get("minimum"), schema.get("maximum")
+        span = f"{low}..{high}"
+
+        def parse_int(raw: str) -> int:
+            if not _INT.match(raw):
+                raise _Invalid("invalid-integer", f"{name} {_shown(raw)} is not an integer")
+            value = int(raw)
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise _Invalid("out-of-range", f"{name} {value} is outside {span}")
+            return value
+
+        return parse_int
+    if kind == "boolean":
+        booleans = {"true": True, "false": False}
+
+        def parse_bool(raw: str) -> bool:
+            value = booleans.get(raw.lower())
+            if value is None:
+                raise _Invalid("invalid-boolean", f"{name} {_shown(raw)} is not true or false")
+            return value
+
+        return parse_bool
+    if "enum" in schema:
+        canonical = {str(v).lower(): v for v in schema["enum"]}
+        allowed = ", ".join(schema["enum"])
+
+        def parse_enum(raw: str) -> str:
+            value = canonical.get(raw.lower())
+            if value is None:
+                raise _Invalid("invalid-enum", f"{name} {_shown(raw)} is not one of {allowed}")
+            return value
+
+        return parse_enum
+    if "pattern" in schema:
+        match = re.compile(schema["pattern"]).match
+
+        def parse_pattern(raw: str) -> str:
+            if not match(raw):
+                raise _Invalid("invalid-format", f"{name} {_shown(raw)} is malformed")
+            return raw
+
+        return parse_pattern
+    return str
+
+
+def _param_parser(param: dict[str, Any]) -> Callable[[str], Any]:
+    """A parameter's parse function; arrays with explode: false are comma lists."""
+    name, schema = param["name"], param.get("schema", {})
+    if schema.get("type") != "array":
+        return _scalar_parser(name, schema)
+    item = _scalar_parser(name, schema.get("items", {}))
+
+    def parse_list(raw: str) -> tuple[Any, ...]:
+        return tuple(item(part) for part in raw.split(","))
+
+    return parse_list
+
+
+def _token_parser(param: dict[str, Any], offset_schema: dict[str, Any]) -> Callable[[str], int]:
+    """R5: a token of the documented pattern whose offset obeys the range of skipItems."""
+    form = _scalar_parser(_TOKEN, param.get("schema", {}))
+    offset = _scalar_parser(_TOKEN + " offset", offset_schema)
+
+    def parse_token(raw: str) -> int:
+        return offset(form(raw).partition(",")[0])
+
+    return parse_token
+
+
+def _path_regex(template: str) -> re.Pattern[str]:
+    """`/users/xuid({xuid})/achievements` -> a case-insensitive regex with named groups."""
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]*)" for i, part in enumerate(parts)
+    )
+    return re.compile(regex + r"/?\Z", re.IGNORECASE)
+
+
+def _canonical_locale(tag: str) -> str:
+    """BCP 47 case conventions: `EN-us` -> `en-US`, `zh-hant-tw` -> `zh-Hant-TW`."""
+    first, *rest = tag.split("-")
+    out = [first.lower()]
+    for part in rest:
+        if len(part) == 2 and part.isalpha():
+            out.append(part.upper())
+        elif len(part) == 4 and part.isalpha():
+            out.append(part.title())
+        else:
+            out.append(part.lower())
+    return "-".join(out)
+
+
+def parse_accept_language(value: str) -> tuple[str, ...]:
+    """R6: the Accept-Language preference list, best first (q-values honoured, q=0 and `*` dropped,
+    ties keep header order, duplicates removed)."""
+    ranked = []
+    for index, part in enumerate(value.split(",")):
+        tag, _, params = part.partition(";")
+        tag = tag.strip()
+        if not _LANG_TAG.match(tag):
+            continue
+        q = 1.0
+        for param in params.split(";") if params else ():
+            key, _, val = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(val)
+                except ValueError:
+                    q = -1.0
+        if 0.0 < q <= 1.0:
+            ranked.append((-q, index, _canonical_locale(tag)))
+    ranked.sort()
+    return tuple(dict.fromkeys(tag for _, _, tag in ranked))
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(path, query) of an absolute URL or an origin-form target, without urllib."""
+    if not url.startswith("/"):
+        scheme_end = url.find("://")
+        start = url.find("/", scheme_end + 3 if scheme_end >= 0 else 0)
+        url = url[start:] if start >= 0 else "/"
+    url = url.partition("#")[0]
+    path, _, query = url.partition("?")
+    if "%" in path:
+        path = unquote(path)
+    return path, query
+
+
+def _query_params(query: str) -> dict[str, str]:
+    """Query pairs; a repeated parameter is joined with commas (as the service's binder does)."""
+    params: dict[str, str] = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        params[name] = params[name] + "," + value if name in params else value
+    return params
+
+
+def _pointer(path: Any) -> str:
+    """JSON pointer (RFC 6901) of a jsonschema error path."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+class _Operation:
+    """One compiled (method, path) of the document."""
+
+    __slots__ = ("endpoint", "regex", "path", "query", "body")
+
+    def __init__(self, endpoint: str, regex: re.Pattern[str],
+                 path: list[tuple[str, str, Callable[[str], Any]]],
+                 query: dict[str, tuple[str, Callable[[str], Any]]],
+                 body: Draft202012Validator | None) -> None:
+        self.endpoint = endpoint
+        self.regex = regex
+        self.path = path  # (name, path_params key, parse)
+        self.query = query  # name -> (AchievementsQuery field, parse)
+        self.body = body
+
+
+class Validator:
+    """Validates requests (R8 and the R3/R5/R6 warnings) and response bodies (R7)."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        components = document.get("components", {})
+        self._schemas = {
+            name: self._schema_validator(name, components) for name in components.get("schemas", {})
+        }
+        self._operations: dict[str, list[_Operation]] = {}
+        contracts: dict[str, Any] = {}
+        self._contract_default: str | None = None
+        for template, item in document["paths"].items():
+            regex = _path_regex(template)
+            for method, op in item.items():
+                if not isinstance(op, dict) or "operationId" not in op:
+                    continue
+                params = [self._resolve(p) for p in item.get("parameters", []) + op.get("parameters", [])]
+                offset_schema = next((p["schema"] for p in params if p["name"] == "skipItems"), {})
+                path, query = [], {}
+                for p in params:
+                    if p["in"] == "path":
+                        path.append((p["name"], _FIELDS[p["name"]], _param_parser(p)))
+                    elif p["in"] == "query":
+                        parse = _token_parser(p, offset_schema) if p["name"] == _TOKEN else _param_parser(p)
+                        query[p["name"]] = (_FIELDS[p["name"]], parse)
+                    elif p["in"] == "header" and p["name"].lower() == _CONTRACT_HEADER:
+                        contracts = p.get(_CONTRACTS_KEY, contracts)
+                        self._contract_default = p.get("schema", {}).get("default")
+                body = None
+                ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+                if ref:
+                    body = self._schemas[ref["$ref"].rsplit("/", 1)[1]]
+                endpoint = _ENDPOINTS.get(op["operationId"], EP_OTHER)
+                self._operations.setdefault(method.upper(), []).append(
+                    _Operation(endpoint, regex, path, query, body))
+        self._contracts = {
+            str(k): (v["shape"], bool(v.get("rarity", False))) for k, v in contracts.items()
+        }
+        self._locales: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def from_rules(cls, rules_dir: Path | str) -> "Validator":
+        with open(Path(rules_dir) / RULES_FILE, encoding="utf-8") as f:
+            return cls(yaml.load(f, Loader=_LOADER))
+
+    # ------------------------------------------------------------------ compile helpers
+    def _resolve(self, obj: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in obj:
+            node: Any = self.document
+            for key in obj["$ref"].lstrip("#/").split("/"):
+                node = node[key]
+            obj = node
+        return obj
+
+    @staticmethod
+    def _schema_validator(name: str, components: dict[str, Any]) -> Draft202012Validator:
+        root = {"$ref": f"#/components/schemas/{name}", "components": components}
+        return Draft202012Validator(root)
+
+    def schema(self, name: str) -> Draft202012Validator:
+        """The compiled validator of ``components/schemas/<name>``."""
+        return self._schemas[name]
+
+    # ------------------------------------------------------------------ requests
+    def check_request(self, method: str, url: str, headers: dict[str, str],
+                      body: bytes | None = None) -> RequestCheck:
+        path, query_string = _split_url(url)
+        op = match = None
+        for candidate in self._operations.get(method.upper(), ()):
+            match = candidate.regex.match(path)
+            if match:
+                op = candidate
+                break
+        violations: list[Violation] = []
+        auth = headers.get("authorization")
+        auth_match = _AUTH.match(auth) if auth else None
+        if auth_match is None:
+            violations.append(Violation(
+                "R8", "header", "Authorization", ERROR,
+                "Authorization is missing" if not auth
+                else "Authorization is not of the form XBL3.0 x=<userhash>;<token>",
+                "missing-authorization" if not auth else "malformed-authorization"))
+        if op is None:
+            return self._finish(RequestCheck(EP_OTHER, violations))
+
+        path_params: dict[str, Any] = {}
+        for name, key, parse in op.path:
+            try:
+                path_params[key] = parse(match.group(name))
+            except _Invalid as bad:
+                violations.append(Violation("R8", "path", name, ERROR, bad.message, bad.code))
+
+        fields: dict[str, Any] = {}
+        params = _query_params(query_string) if query_string else {}
+        for name, raw in params.items():
+            spec = op.query.get(name)
+            if spec is None:
+                violations.append(Violation(
+                    "contract", "query", name, WARNING,
+                    f"{name} is not a parameter of this endpoint and is ignored", "unknown-parameter"))
+                continue
+            try:
+                fields[spec[0]] = spec[1](raw)
+            except _Invalid as bad:
+                violations.append(Violation("R8", "query", name, ERROR, bad.message, bad.code))
+        if _TOKEN in params:
+            fields["continuation_token"] = params[_TOKEN]
+            if "skipItems" in params:
+                violations.append(Violation(
+                    "R5", "query", "skipItems", WARNING,
+                    "continuationToken and skipItems were both sent; the token wins",
+                    "conflicting-paging"))
+        if fields.get("possible_only") and fields.get("unlocked_only"):
+            violations.append(Violation(
+                "R3", "query", "possibleOnly", WARNING,
+                "possibleOnly and unlockedOnly are both true; possibleOnly wins",
+                "conflicting-filters"))
+        if "types" in fields:
+            fields["types"] = frozenset(fields["types"])
+
+        if op.body is not None:
+            violations += self._check_body(op.body, body)
+
+        check = RequestCheck(op.endpoint, violations, path_params=path_params)
+        if "xuid" in path_params and op.endpoint != EP_UPDATE:
+            contract = headers.get(_CONTRACT_HEADER)
+            key = (contract if contract is not None else self._contract_default or "").strip()
+            shape, rarity = self._contracts.get(key, (None, False))
+            if shape is None:
+                violations.append(Violation(
+                    "R6", "header", _CONTRACT_HEADER, WARNING,
+                    f"contract version {_shown(contract or '')} is not 1, 2 or 4; "
+                    "the answer is an empty list", "contract-version"))
+            language = headers.get("accept-language")
+            check.query = AchievementsQuery(
+                xuid=path_params["xuid"], contract=contract, shape=shape, rarity=rarity,
+                locales=self._locale_list(language) if language else (),
+                userhash=auth_match.group(1) if auth_match else None, **fields)
+        return self._finish(check)
+
+    @staticmethod
+    def _finish(check: RequestCheck) -> RequestCheck:
+        """401 wins over 400: the service validates the token before routing (spec §1.3)."""
+        for v in check.violations:
+            if v.severity == ERROR:
+                if v.location == "header":
+                    check.status = 401
+                    break
+                check.status = 400
+        return check
+
+    def _locale_list(self, value: str) -> tuple[str, ...]:
+        locales = self._locales.get(value)
+        if locales is None:
+            if len(self._locales) >= 1024:
+                self._locales.clear()
+            locales = self._locales[value] = parse_accept_language(value)
+        return locales
+
+    @staticmethod
+    def _check_body(schema: Draft202012Validator, body: bytes | None) -> list[Violation]:
+        if not body:
+            return [Violation("R8", "body", "", ERROR, "the request body is missing", "missing-body")]
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return [Violation("R8", "body", "", ERROR, "the request body is not JSON", "invalid-json")]
+        return [
+            Violation("R8", "body", _pointer(e.absolute_path), ERROR, e.message[:200], "invalid-body")
+            for e in islice(schema.iter_errors(doc), MAX_RESPONSE_VIOLATIONS)
+        ]
+
+    # ------------------------------------------------------------------ responses
+    def check_response(self, check: RequestCheck, status: int, headers: dict[str, str],
+                       body: object) -> list[Violation]:
+        """R7: a 200 achievements body against the V2 or V1 schema (by the request's shape)."""
+        if status != 200 or check.endpoint not in (EP_LIST, EP_DETAIL):
+            return []
+        if not isinstance(body, dict):
+            return [Violation("R7", "response", "", ERROR,
+                              "the response body is not a JSON object", "response-schema")]
+        shape = check.query.shape if check.query is not None else None
+        schema = self._schemas["AchievementsResponseV1" if shape == "V1" else "AchievementsResponseV2"]
+        found = [
+            Violation("R7", "response", _pointer(e.absolute_path), ERROR, e.message[:200], "response-schema")
+            for e in islice(schema.iter_errors(body), MAX_RESPONSE_VIOLATIONS)
+        ]
+        items = body.get("achievements")
+        if check.endpoint == EP_DETAIL and isinstance(items, list) and len(items) != 1:
+            found.append(Violation("R7", "response", "/achievements", ERROR,
+                                   f"a detail answer has exactly one item, not {len(items)}",
+                                   "detail-item-count"))
+        return found
+
+
+def error_answer(check: RequestCheck) -> Answer:
+    """The R8 answer of an invalid request.
+
+    401: empty body and ``WWW-Authenticate: Token realm="xboxlive.com", error="token_required"``
+    (as observed). 400: a ServiceErrorResponse ``{"errorCode": 4000, "errorMessage": ...}``;
+    4000 is the generic client-error code of the Xbox Live service error list, and the message
+    is the first error in API terms. Every answer carries ``X-Xblreplay-Violations`` with all
+    errors as compact JSON.
+    """
+    errors = check.errors
+    status = check.status or 400
+    deciding = next((v for v in errors if (v.location == "header") == (status == 401)), None)
+    headers = [("X-Xblreplay-Violations", violations_header(errors))]
+    if status == 401:
+        headers.append(("WWW-Authenticate", _WWW_AUTHENTICATE))
+        body = None
+    else:
+        headers.append(("Content-Type", "application/json; charset=utf-8"))
+        message = deciding.message if deciding else "the request is invalid"
+        body = {"errorCode": _BAD_REQUEST_CODE, "errorMessage": message}
+    what = f"{deciding.rule} {status}: {deciding.message}" if deciding else f"R8 {status}"
+    return Answer(status=status, body=body, headers=headers, violations=errors,
+                  source="error", reason=what)
