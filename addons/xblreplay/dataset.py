@@ -1,0 +1,739 @@
+"""The dataset engine: semantic replay of GET /users/xuid({xuid})/achievements (R1–R7, R9).
+
+Recorded pages and hand-written cassette datasets are merged into datasets keyed by
+(xuid, shape, locale) (R1). A query is answered by applying the service's filters (R3),
+ordering (R4) and paging (R5) to the dataset, so queries that were never recorded still get
+a faithful answer. Coverage (R2) says whether the dataset proves the complete answer.
+
+Speed: a query costs time proportional to its matching titles and its page, not to the whole
+dataset. Each dataset keeps, per title and per category (type x unlocked), the item indices in
+dataset order; a query's candidates are a concatenation of those lists, sorted by a precomputed
+per-order rank array and cached (LRU), so following continuation tokens costs O(page).
+Compact hand-written entries are expanded into wire objects only when a page shows them.
+
+Answer bodies share item objects with the store: consumers treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from bisect import bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import chain
+from typing import Any, Iterator
+
+from .model import NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation
+
+DEFAULT_LOCALE = "en-US"
+PAGE_SIZE = 32
+LRU_SIZE = 64
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+
+# Category bits of an item: bit 0 unlocked, bit 1 Challenge (R3 types x unlockedOnly).
+UNLOCKED, CHALLENGE = 1, 2
+ALL_CATEGORIES = (0, 1, 2, 3)
+
+# V1 flag bits (Xbox 360 XACHIEVEMENT): type 1, show-unachieved, achieved online, achieved.
+V1_TYPE, V1_SHOW, V1_ONLINE, V1_ACHIEVED = 0x1, 0x8, 0x10000, 0x20000
+
+_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,7}))?Z\Z")
+_NO_TITLE = 1 << 40  # sorts after every uint32 title id (R4 Title)
+_NO_NUMBER = 1 << 70  # sorts after every numeric achievement id
+
+
+def wire_time(value: Any) -> str | None:
+    """An ISO time (string or datetime) in the wire form with 7 fractional digits, or None."""
+    if isinstance(value, str):
+        m = _TIME.match(value)
+        if m:
+            return f"{m[1]}.{(m[2] or '').ljust(7, '0')}Z"
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond:06d}0Z"
+    return None
+
+
+def _time_key(value: Any) -> str:
+    """A string that sorts in time order ("" when absent or malformed)."""
+    t = wire_time(value)
+    return t[:-1] if t else ""
+
+
+def derived_scid(title_id: int) -> str:
+    """The serviceConfigId used for a hand-written title without `scid`."""
+    return f"{ZERO_GUID[:24]}{title_id:012x}"
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Items: metadata of wire objects and compact entries, expansion, possibleOnly definitions
+
+
+@dataclass(frozen=True, slots=True)
+class _Meta:
+    ident: tuple  # (serviceConfigId, id) in V2, (titleId, id) in V1 (R1)
+    titles: tuple[int, ...]  # title association ids (V2) or (titleId,) (V1)
+    number: int  # numeric id for R4 Title
+    category: int  # UNLOCKED | CHALLENGE bits
+    unlocked_at: str  # time key of the unlock ("" when locked)
+    ends_at: str | None  # time key of timeWindow.endDate (R4 EndingSoon)
+
+
+def _wire_meta(item: dict, shape: str) -> _Meta:
+    number = _as_int(item.get("id"))
+    number = _NO_NUMBER if number is None else number
+    if shape == "V1":
+        unlocked = item.get("unlocked") is True
+        tid = _as_int(item.get("titleId"))
+        return _Meta(
+            (tid, number),
+            () if tid is None else (tid,),
+            number,
+            UNLOCKED if unlocked else 0,
+            _time_key(item.get("timeUnlocked")) if unlocked else "",
+            None,
+        )
+    titles = tuple(
+        t for t in (_as_int(ta.get("id")) for ta in item.get("titleAssociations") or () if isinstance(ta, dict))
+        if t is not None
+    )
+    unlocked = item.get("progressState") == "Achieved"
+    progression = item.get("progression") or {}
+    window = item.get("timeWindow")
+    challenge = str(item.get("achievementType", "")).lower() == "challenge"
+    return _Meta(
+        (str(item.get("serviceConfigId", "")).lower(), str(item.get("id"))),
+        titles,
+        number,
+        (UNLOCKED if unlocked else 0) | (CHALLENGE if challenge else 0),
+        _time_key(progression.get("timeUnlocked")) if unlocked else "",
+        (_time_key(window.get("endDate")) or None) if isinstance(window, dict) else None,
+    )
+
+
+class _Compact:
+    """A compact hand-written entry with its title context, expanded on first output."""
+
+    __slots__ = ("entry", "title_id", "title_name", "scid", "sequence", "unlocked", "window")
+
+    def __init__(self, entry: dict, title_id: int, title_name: str, scid: str, sequence: int) -> None:
+        where = f"title {title_id} achievement {entry.get('id')!r}"
+        if _as_int(entry.get("id")) is None:
+            raise ValueError(f"{where}: `id` must be a non-negative integer")
+        if entry.get("type", "Persistent") not in TYPES:
+            raise ValueError(f"{where}: `type` must be one of {', '.join(TYPES)}")
+        self.unlocked = None
+        if entry.get("unlocked") is not None:
+            self.unlocked = wire_time(entry["unlocked"])
+            if self.unlocked is None:
+                raise ValueError(f"{where}: `unlocked` must be an ISO time")
+            if self.unlocked == NEVER:
+                self.unlocked = None
+        progress = entry.get("progress")
+        if progress is not None and not (
+            isinstance(progress, list) and len(progress) == 2 and all(_as_int(p) is not None for p in progress)
+        ):
+            raise ValueError(f"{where}: `progress` must be [current, target]")
+        self.window = None
+        window = entry.get("window")
+        if window is not None:
+            if entry.get("type", "Challenge") != "Challenge":
+                raise ValueError(f"{where}: a `window` needs type Challenge")
+            bounds = (wire_time(window.get("start")), wire_time(window.get("end"))) if isinstance(window, dict) else ()
+            if len(bounds) != 2 or None in bounds:
+                raise ValueError(f"{where}: `window` must be {{start, end}} ISO times")
+            self.window = {"startDate": bounds[0], "endDate": bounds[1]}
+        self.entry, self.title_id, self.title_name, self.scid, self.sequence = (
+            entry, title_id, title_name, scid, sequence)
+
+    @property
+    def challenge(self) -> bool:
+        return self.entry.get("type", "Challenge" if self.window else "Persistent") == "Challenge"
+
+    def meta(self, shape: str) -> _Meta:
+        number = int(self.entry["id"])
+        return _Meta(
+            (self.scid, str(number)) if shape == "V2" else (self.title_id, number),
+            (self.title_id,),
+            number,
+            (UNLOCKED if self.unlocked else 0) | (CHALLENGE if self.challenge else 0),
+            self.unlocked[:-1] if self.unlocked else "",
+            self.window["endDate"][:-1] if self.window else None,
+        )
+
+    def expand(self, shape: str) -> dict:
+        return self._v2() if shape == "V2" else self._v1()
+
+    def _v2(self) -> dict:
+        e, number = self.entry, int(self.entry["id"])
+        progress = e.get("progress")
+        current, target = (str(progress[0]), str(progress[1])) if progress else (None, "1")
+        if self.unlocked:
+            state = "Achieved"
+            if current is None:
+                current = target
+        else:
+            state = "InProgress" if progress else "NotStarted"
+        item = {
+            "id": str(number),
+            "serviceConfigId": self.scid,
+            "name": str(e.get("name", f"Achievement {number}")),
+            "titleAssociations": [{"name": self.title_name, "id": self.title_id}],
+            "progressState": state,
+            "progression": {
+                "requirements": [{
+                    "id": ZERO_GUID, "current": current, "target": target, "operationType": "Sum",
+                    "valueType": "Integer", "ruleParticipationType": "Individual",
+                }],
+                "timeUnlocked": self.unlocked or NEVER,
+            },
+            "mediaAssets": [{"name": "Icon", "type": "Icon", "url": e.get("icon")}],
+            "platforms": ["Durango"],
+            "isSecret": bool(e.get("secret", False)),
+            "description": str(e.get("description", "")),
+            "lockedDescription": str(e.get("lockedDescription", e.get("description", ""))),
+            "productId": f"{self.title_id:08x}-0000-0000-0000-{number:012x}",
+            "achievementType": "Challenge" if self.challenge else "Persistent",
+            "participationType": "Individual",
+            "timeWindow": dict(self.window) if self.window else None,
+            "rewards": [{
+                "name": None, "description": None, "value": str(int(e.get("gamerscore", 0))),
+                "type": "Gamerscore", "valueType": "Int", "mediaAsset": None,
+            }],
+            "estimatedTime": "00:00:00",
+            "deeplink": None,
+            "isRevoked": False,
+        }
+        if e.get("rarity") is not None:
+            item["rarity"] = dict(e["rarity"])
+        return item
+
+    def _v1(self) -> dict:
+        e, number = self.entry, int(self.entry["id"])
+        unlocked = self.unlocked is not None
+        item = {
+            "id": number,
+            "titleId": self.title_id,
+            "name": str(e.get("name", f"Achievement {number}")),
+            "sequence": self.sequence,
+            "flags": V1_SHOW | V1_TYPE | (V1_ACHIEVED | V1_ONLINE if unlocked else 0),
+            "unlockedOnline": unlocked,
+            "unlocked": unlocked,
+            "isSecret": bool(e.get("secret", False)),
+            "platform": 15 if unlocked else 255,
+            "gamerscore": int(e.get("gamerscore", 0)),
+            "imageId": number,
+            "description": str(e.get("description", "")),
+            "lockedDescription": str(e.get("lockedDescription", e.get("description", ""))),
+            "type": 1,
+            "isRevoked": False,
+            "timeUnlocked": self.unlocked or NEVER,
+        }
+        if e.get("rarity") is not None:
+            item["rarity"] = dict(e["rarity"])
+        return item
+
+
+def definition(item: dict, shape: str) -> dict:
+    """R3 possibleOnly: a copy of the item without the user's data (the item is not touched)."""
+    out = dict(item)
+    if shape == "V1":
+        out.update(unlocked=False, unlockedOnline=False, timeUnlocked=NEVER)
+        if isinstance(item.get("flags"), int):
+            out["flags"] = item["flags"] & ~(V1_ACHIEVED | V1_ONLINE)
+        return out
+    out["progressState"] = "NotStarted"
+    progression = item.get("progression")
+    if isinstance(progression, dict):
+        requirements = progression.get("requirements") or []
+        out["progression"] = dict(
+            progression,
+            timeUnlocked=NEVER,
+            requirements=[dict(r, current=None) if isinstance(r, dict) else r for r in requirements],
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# One dataset
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    """Read-only summary of one dataset."""
+
+    xuid: int
+    shape: str
+    locale: str
+    size: int
+    titles: tuple[int, ...]
+    sources: tuple[str, ...]
+
+
+def _merge_range(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges + [(start, end)]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+class _Dataset:
+    def __init__(self, xuid: int, shape: str, locale: str) -> None:
+        self.xuid, self.shape, self.locale = xuid, shape, locale
+        self.items: list[dict | _Compact] = []  # dataset order (R1)
+        self.meta: list[_Meta] = []
+        self.index: dict[tuple, int] = {}  # identity -> position
+        self.by_title: dict[int, list[list[int]]] = {}  # title -> per-category positions
+        self.by_category: list[list[int]] = [[], [], [], []]
+        self.multi_title = False  # some item belongs to several titles
+        self.version: str | None = None  # V1 top-level version, as recorded
+        self.sources: list[str] = []
+        # R2 coverage
+        self.all_titles = False
+        self.hand_complete = False
+        self.covered: set[int] = set()
+        self.ranges: dict[tuple, list[tuple[int, int]]] = {}
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._cached = False  # set when any of the caches below is filled
+        self._ranks: dict[str, list[int]] = {}
+        self._windowed: tuple[list[str], list[int]] | None = None
+        self._global: dict[tuple, list[int]] = {}
+        self._lru: OrderedDict[tuple, list[int]] = OrderedDict()
+        self._uncovered: list[int] | None = None
+
+    # -- building
+
+    def merge(self, item: dict | _Compact, replace: bool = True) -> None:
+        """R1: add an item, or replace the one with the same identity in its original position."""
+        meta = item.meta(self.shape) if isinstance(item, _Compact) else _wire_meta(item, self.shape)
+        pos = self.index.get(meta.ident)
+        if pos is None:
+            pos = len(self.items)
+            self.index[meta.ident] = pos
+            self.items.append(item)
+            self.meta.append(meta)
+            self._file(pos, meta, append=True)
+        elif replace:
+            old = self.meta[pos]
+            self.items[pos] = item
+            self.meta[pos] = meta
+            if (old.titles, old.category) != (meta.titles, meta.category):
+                self._unfile(pos, old)
+                self._file(pos, meta, append=False)
+        else:
+            return
+        if self._cached:
+            self._invalidate()
+
+    def _lists(self, meta: _Meta) -> Iterator[list[int]]:
+        yield self.by_category[meta.category]
+        for t in dict.fromkeys(meta.titles):
+            yield self.by_title.setdefault(t, [[], [], [], []])[meta.category]
+
+    def _file(self, pos: int, meta: _Meta, append: bool) -> None:
+        self.multi_title |= len(meta.titles) > 1
+        for lst in self._lists(meta):
+            if append:
+                lst.append(pos)
+            else:
+                lst.insert(bisect_right(lst, pos), pos)
+
+    def _unfile(self, pos: int, meta: _Meta) -> None:
+        for lst in self._lists(meta):
+            lst.remove(pos)
+
+    def record_coverage(self, params: dict[str, str], body: dict) -> None:
+        """R2: a listing not filtered by unlockedOnly/types whose pages cover [0, totalRecords)."""
+        p = {str(k).lower(): str(v) for k, v in params.items()}
+        if p.get("unlockedonly", "").lower() == "true" or p.get("possibleonly", "").lower() == "true":
+            return
+        if "types" in p and {t.strip().lower() for t in p["types"].split(",")} != {t.lower() for t in TYPES}:
+            return
+        try:
+            titles = tuple(sorted({int(t) for t in p["titleid"].split(",")})) if p.get("titleid") else None
+            token = p.get("continuationtoken")
+            start = int(token.split(",", 1)[0]) if token else int(p.get("skipitems") or 0)
+        except ValueError:
+            return
+        paging = body.get("pagingInfo") or {}
+        end = start + len(body.get("achievements") or ())
+        total = paging.get("totalRecords")
+        if paging.get("continuationToken") is None:  # the last page: it ends the result
+            total = total if isinstance(total, int) else end
+            complete = start == 0 or self._add_range(titles, p, total, start, end)
+        else:
+            complete = isinstance(total, int) and self._add_range(titles, p, total, start, end)
+        if complete:
+            if titles is None:
+                self.all_titles = True
+            else:
+                self.covered.update(titles)
+            self._invalidate()
+
+    def _add_range(self, titles: tuple | None, p: dict[str, str], total: int, start: int, end: int) -> bool:
+        key = (titles, p.get("orderby", "unordered").lower(), total)
+        ranges = self.ranges[key] = _merge_range(self.ranges.get(key, []), start, end)
+        return ranges[0][0] <= 0 and ranges[0][1] >= total
+
+    # -- R2
+
+    def missing(self, titles: tuple[int, ...] | None) -> list[int | None]:
+        """Titles the answer depends on that are not proven complete (None: titles never seen)."""
+        if self.all_titles:
+            return []
+        if titles is not None:
+            return [t for t in titles if t not in self.covered]
+        if self._uncovered is None:
+            self._cached = True
+            self._uncovered = [t for t in self.by_title if t not in self.covered]
+        return self._uncovered + ([] if self.hand_complete else [None])
+
+    # -- R3/R4: the ordered result of a query, as item positions
+
+    def result(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], order: str,
+               now_key: str) -> list[int]:
+        if order == "EndingSoon":
+            ends, _ = self._windows()
+            key: tuple = (titles, categories, order, bisect_right(ends, now_key))
+            cache: dict = self._lru
+        else:
+            key = (titles, categories, order)
+            cache = self._global if titles is None else self._lru
+        found = cache.get(key)
+        self._cached = True
+        if found is not None:
+            if cache is self._lru:
+                self._lru.move_to_end(key)
+            return found
+        found = self._ending_soon(titles, categories, key[3]) if order == "EndingSoon" else \
+            self._ordered(titles, categories, order)
+        cache[key] = found
+        if len(self._lru) > LRU_SIZE:
+            self._lru.popitem(last=False)
+        return found
+
+    def _ordered(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], order: str) -> list[int]:
+        if titles is None:
+            parts = [self.by_category[c] for c in categories]
+        else:
+            parts = [self.by_title[t][c] for t in titles if t in self.by_title for c in categories]
+        found = list(chain.from_iterable(parts))
+        if self.multi_title and titles is not None and len(titles) > 1:
+            found = list(dict.fromkeys(found))
+        if order != "Unordered":
+            found.sort(key=self._rank(order).__getitem__)
+        elif len(parts) > 1:
+            found.sort()
+        return found
+
+    def _ending_soon(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], cut: int) -> list[int]:
+        """R4 EndingSoon: windows ending after now, soonest first; then the rest in dataset order."""
+        base = self.result(titles, categories, "Unordered", "")
+        wanted = None if titles is None else set(titles)
+        active = [
+            i for i in self._windows()[1][cut:]
+            if self.meta[i].category in categories and (wanted is None or not wanted.isdisjoint(self.meta[i].titles))
+        ]
+        if not active:
+            return base
+        first = set(active)
+        return active + [i for i in base if i not in first]
+
+    def _windows(self) -> tuple[list[str], list[int]]:
+        """Items with a time window, by end date then dataset order: (end keys, positions)."""
+        if self._windowed is None:
+            self._cached = True
+            pairs = sorted((m.ends_at, i) for i, m in enumerate(self.meta) if m.ends_at)
+            self._windowed = ([e for e, _ in pairs], [i for _, i in pairs])
+        return self._windowed
+
+    def _rank(self, order: str) -> list[int]:
+        rank = self._ranks.get(order)
+        if rank is None:
+            meta, n = self.meta, len(self.meta)
+            if order == "Title":
+                seq = sorted(range(n), key=lambda i: (meta[i].titles[0] if meta[i].titles else _NO_TITLE,
+                                                      meta[i].number))
+            else:  # UnlockTime: most recent first (stable: ties keep dataset order); then locked
+                unlocked = [i for i in range(n) if meta[i].category & UNLOCKED]
+                unlocked.sort(key=lambda i: meta[i].unlocked_at, reverse=True)
+                seq = unlocked + [i for i in range(n) if not meta[i].category & UNLOCKED]
+            rank = [0] * n
+            for position, i in enumerate(seq):
+                rank[i] = position
+            self._ranks[order] = rank
+            self._cached = True
+        return rank
+
+    def wire(self, pos: int) -> dict:
+        item = self.items[pos]
+        if isinstance(item, _Compact):
+            item = self.items[pos] = item.expand(self.shape)
+        return item
+
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.xuid, self.shape, self.locale, len(self.items),
+                           tuple(self.by_title), tuple(self.sources))
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+def _primary(locale: str) -> str:
+    return locale.split("-", 1)[0].lower()
+
+
+def _diagnostic(status: int, rule: str, code: str, name: str, reason: str) -> Answer:
+    """R9: a non-replay answer that says why, in the body, a header and a violation."""
+    return Answer(
+        status=status,
+        body={"errorCode": status, "errorMessage": reason},
+        headers=[("X-Xblreplay-Reason", reason)],
+        violations=[Violation(rule, "path", name, WARNING, reason, code=code)],
+        source="error",
+        reason=reason,
+    )
+
+
+class DatasetStore:
+    """Every dataset known to the proxy, and the engine that answers queries from them."""
+
+    def __init__(self, *, strict_coverage: bool = False) -> None:
+        self.strict_coverage = strict_coverage
+        self._datasets: dict[tuple[int, str, str], _Dataset] = {}
+        self._locales: dict[tuple[int, str], list[str]] = {}  # first recorded first (R6 default)
+        self._bindings: dict[str, int] = {}
+
+    # -- building
+
+    def _dataset(self, xuid: int, shape: str, locale: str) -> _Dataset:
+        if shape not in ("V1", "V2"):
+            raise ValueError(f"shape must be V1 or V2, not {shape!r}")
+        key = (xuid, shape, locale)
+        ds = self._datasets.get(key)
+        if ds is None:
+            ds = self._datasets[key] = _Dataset(xuid, shape, locale)
+            self._locales.setdefault((xuid, shape), []).append(locale)
+        return ds
+
+    def add_listing(self, xuid: int, shape: str, locale: str, params: dict[str, str],
+                    body: dict, recorded_at: str | None = None) -> None:
+        """R1: merge every item of a recorded 200 page; R2: record what it proves complete.
+
+        A possibleOnly page carries definitions without user data: it adds unseen achievements
+        but never replaces what is known.
+        """
+        ds = self._dataset(int(xuid), shape, locale)
+        source = f"recording {recorded_at}" if recorded_at else "recording"
+        if source not in ds.sources:
+            ds.sources.append(source)
+        possible = str({str(k).lower(): v for k, v in params.items()}.get("possibleonly", "")).lower() == "true"
+        for item in body.get("achievements") or ():
+            if isinstance(item, dict):
+                ds.merge(item, replace=not possible)
+        if shape == "V1" and isinstance(body.get("version"), str):
+            ds.version = body["version"]
+        ds.record_coverage(params, body)
+
+    def add_hand_dataset(self, entry: dict, source: str = "") -> None:
+        """A cassette `datasets:` item (docs/DESIGN.md); raises ValueError on a malformed entry."""
+        shape = entry.get("shape", "V2")
+        ds = self._dataset(int(entry["xuid"]), shape, str(entry.get("locale", DEFAULT_LOCALE)))
+        complete = entry.get("complete", True) is not False
+        if source not in ds.sources:
+            ds.sources.append(source)
+        full_key = "serviceConfigId" if shape == "V2" else "flags"
+        for title in entry.get("titles") or ():
+            tid = _as_int(title.get("id"))
+            if tid is None:
+                raise ValueError(f"title id must be a non-negative integer, not {title.get('id')!r}")
+            name = str(title.get("name", f"Title {tid}"))
+            scid = str(title.get("scid") or derived_scid(tid)).lower()
+            for seq, a in enumerate(title.get("achievements") or ()):
+                if not isinstance(a, dict):
+                    raise ValueError(f"title {tid}: an achievement must be a mapping, not {a!r}")
+                ds.merge(a if full_key in a else _Compact(a, tid, name, scid, seq))
+            ds.by_title.setdefault(tid, [[], [], [], []])
+            if complete:
+                ds.covered.add(tid)
+        ds.hand_complete |= complete
+        ds._invalidate()
+
+    def add_binding(self, userhash_sha256: str, xuid: int) -> None:
+        self._bindings[userhash_sha256.lower()] = int(xuid)
+
+    # -- read-only views
+
+    def datasets(self) -> Iterator[DatasetInfo]:
+        for ds in self._datasets.values():
+            yield ds.info()
+
+    def coverage_report(self) -> list[dict[str, Any]]:
+        """Per dataset: whether all titles are covered, and each known title's size and coverage."""
+        return [
+            {
+                "xuid": ds.xuid, "shape": ds.shape, "locale": ds.locale, "all_titles": ds.all_titles,
+                "titles": {
+                    t: {"items": len(set(chain.from_iterable(lists))),
+                        "complete": ds.all_titles or t in ds.covered}
+                    for t, lists in ds.by_title.items()
+                },
+            }
+            for ds in self._datasets.values()
+        ]
+
+    # -- answering
+
+    def check_binding(self, userhash: str | None, xuid: int) -> Answer | None:
+        """R8: 403 when the caller's userhash is bound to another xuid; None otherwise."""
+        if userhash is None:
+            return None
+        bound = self._bindings.get(hashlib.sha256(userhash.encode("utf-8")).hexdigest())
+        if bound is None or bound == xuid:
+            return None
+        reason = f"R8: the caller is bound to another xuid than {xuid} in the cassette"
+        return Answer(
+            status=403,
+            body={"errorCode": 8377, "errorMessage": "XUID specified in the claim does not match URI XUID."},
+            headers=[("X-Xblreplay-Reason", reason)],
+            violations=[Violation("R8", "path", "xuid", "error", reason, code="xuid-mismatch")],
+            source="error",
+            reason=reason,
+        )
+
+    def _resolve(self, xuid: int, shape: str, locales: tuple[str, ...]) -> tuple[_Dataset | None, str]:
+        """R6: the first requested locale recorded, then a primary-language match, then the default."""
+        known = self._locales.get((xuid, shape))
+        if not known:
+            return None, ""
+        lowered = {k.lower(): k for k in known}
+        for wanted in locales:
+            if wanted.lower() in lowered:
+                return self._datasets[(xuid, shape, lowered[wanted.lower()])], ""
+        for wanted in locales:
+            for k in known:
+                if _primary(k) == _primary(wanted):
+                    return self._datasets[(xuid, shape, k)], ""
+        note = f"no dataset in {', '.join(locales)}; answered in the default locale {known[0]}" if locales else ""
+        return self._datasets[(xuid, shape, known[0])], note
+
+    def _not_recorded(self, xuid: int, shape: str) -> Answer:
+        others = sorted(s for (x, s) in self._locales if x == xuid)
+        also = f" (recorded: {', '.join(others)})" if others else ""
+        reason = f"R9: no {shape} dataset is recorded for xuid {xuid}{also}"
+        return _diagnostic(404, "R9", "no-dataset", "xuid", reason)
+
+    def answer(self, query: AchievementsQuery, now: datetime) -> Answer:
+        """Answer a listing query from the datasets (R3–R7), with R2/R9 diagnostics."""
+        if query.shape is None:  # R6: unsupported contract version
+            reason = f"R6: contract version {query.contract!r} is not supported; empty list as observed"
+            return Answer(
+                status=200,
+                body={"achievements": [], "pagingInfo": {"continuationToken": None, "totalRecords": 0}},
+                headers=[("X-Xblreplay-Reason", reason)],
+                violations=[Violation("R6", "header", "x-xbl-contract-version", WARNING, reason,
+                                      code="contract-version")],
+                reason=reason,
+            )
+        ds, locale_note = self._resolve(query.xuid, query.shape, query.locales)
+        if ds is None:
+            return self._not_recorded(query.xuid, query.shape)
+        titles = None if query.title_ids is None else tuple(sorted(set(query.title_ids)))
+        violations: list[Violation] = []
+        reasons = [locale_note] if locale_note else []
+        missing = ds.missing(titles)
+        if missing:
+            names = ", ".join(f"(xuid {ds.xuid}, titleId {'any other' if t is None else t})" for t in missing[:8])
+            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+            reason = (f"R2: not recorded completely for {ds.shape} {ds.locale}: {names}{more}")
+            if self.strict_coverage:
+                return _diagnostic(404, "R2", "coverage", "titleId", reason)
+            reason += "; answered from what is known"
+            reasons.append(reason)
+            violations.append(Violation("R2", "query", "titleId", WARNING, reason, code="coverage"))
+
+        categories = ALL_CATEGORIES
+        if query.types is not None:
+            categories = tuple(c for c in categories if ("Challenge" if c & CHALLENGE else "Persistent") in query.types)
+        possible = query.possible_only
+        if query.unlocked_only and not possible:  # R3.4: possibleOnly wins
+            categories = tuple(c for c in categories if c & UNLOCKED)
+        order = "Unordered" if possible and query.order_by == "UnlockTime" else query.order_by
+        found = ds.result(titles, categories, order, _time_key(now))
+
+        # R5 paging
+        start, total = query.start, len(found)
+        positions = found[start:start + query.page_size]
+        following = start + len(positions)
+        items = [ds.wire(i) for i in positions]
+        if possible:
+            items = [definition(item, ds.shape) for item in items]
+        if ds.shape == "V2" and not query.rarity:
+            items = [{k: v for k, v in item.items() if k != "rarity"} if "rarity" in item else item
+                     for item in items]
+        token = str(following) if following < total else None
+        body: dict[str, Any] = {"achievements": items}
+        if ds.shape == "V1":
+            version = ds.version or NEVER
+            body["pagingInfo"] = {"continuationToken": None if token is None else f"{token},{version}",
+                                  "totalRecords": total}
+            body["version"] = version
+        else:
+            body["pagingInfo"] = {"continuationToken": token, "totalRecords": total}
+        reason = "; ".join(reasons)
+        return Answer(status=200, body=body, headers=[("X-Xblreplay-Reason", reason)] if reason else [],
+                      violations=violations, reason=reason)
+
+    def answer_detail(self, xuid: int, scid: str, achievement_id: int | str, shape: str | None,
+                      locales: tuple[str, ...] = (), rarity: bool = False) -> Answer:
+        """One achievement in the list shape (the wire form of the detail endpoint); 404 when unknown."""
+        shape = shape or "V2"
+        ds, _ = self._resolve(int(xuid), shape, tuple(locales))
+        if ds is None:
+            return self._not_recorded(int(xuid), shape)
+        scid = str(scid).lower()
+        if shape == "V2":
+            pos = ds.index.get((scid, str(achievement_id)))
+        else:  # V1 items carry no SCID: the title comes from a V2 dataset or the derived SCID
+            titles = {t for t in ds.by_title if derived_scid(t) == scid}
+            for v2 in (d for (x, s, _), d in self._datasets.items() if x == ds.xuid and s == "V2"):
+                known = v2.index.get((scid, str(achievement_id)))
+                if known is not None:
+                    titles.update(v2.meta[known].titles)
+            number = _as_int(achievement_id)
+            pos = next((ds.index[(t, number)] for t in titles if (t, number) in ds.index), None)
+        if pos is None:
+            reason = (f"R9: achievement {achievement_id} of {scid} is not recorded for xuid {xuid} "
+                      f"({shape}, {ds.locale})")
+            return _diagnostic(404, "R9", "not-recorded", "achievementid", reason)
+        item = ds.wire(pos)
+        if shape == "V2" and not rarity and "rarity" in item:
+            item = {k: v for k, v in item.items() if k != "rarity"}
+        body: dict[str, Any] = {"achievements": [item],
+                                "pagingInfo": {"continuationToken": None, "totalRecords": 1}}
+        if shape == "V1":
+            body["version"] = ds.version or NEVER
+        return Answer(status=200, body=body)
