@@ -1,0 +1,170 @@
+"""Live call-pattern checks (xblreplay.patterns), driven by a fake clock."""
+
+import copy
+
+from xblreplay.patterns import CODES, CallPatterns
+from xblreplay.throttle import load_limits
+
+XUID = 2533274800000001
+TITLE = "1234"
+LIMITS = load_limits()
+BASE = f"GET https://achievements.xboxlive.com/users/xuid({XUID})/achievements?titleId={TITLE}"
+
+
+class FakeClock:
+    def __init__(self, now: float = 5000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(**polling):
+    limits = copy.deepcopy(LIMITS)
+    limits["call_patterns"]["polling"].update(polling)
+    clock = FakeClock()
+    return CallPatterns(limits, clock=clock), clock
+
+
+def send(patterns, clock, t, key=BASE, status=200, retry_after=None, xuid=XUID, title=TITLE):
+    clock.now = t
+    return [v.code for v in patterns.observe(xuid, title, key, status, retry_after)]
+
+
+def page(i: int) -> str:
+    return f"{BASE}&maxItems=32&continuationToken={32 * i}"
+
+
+def test_call_pattern_well_behaved_pager_triggers_nothing():
+    patterns, clock = make()
+    findings = [send(patterns, clock, 5000.0 + i * 0.4, key=BASE if i == 0 else page(i)) for i in range(6)]
+    assert findings == [[]] * 6
+    assert patterns.summary() == dict.fromkeys(CODES, 0)
+
+
+def test_call_pattern_scripted_burst_reported_once_per_episode():
+    limit = LIMITS["rate_limits"]["burst"]["max_requests"]
+    patterns, clock = make()
+    codes = [send(patterns, clock, 5000.0 + i * 0.05, key=page(i)) for i in range(limit + 20)]
+    flagged = [i for i, c in enumerate(codes) if "burst-limit" in c]
+    assert flagged == [limit]  # the first call over the limit, and only that one
+    v = patterns.observe(XUID, TITLE, page(999), 200, None)
+    assert not v  # still the same episode
+    # once the window is back within the limit, a new burst is a new episode
+    codes = [send(patterns, clock, 5100.0 + i * 0.05, key=page(i)) for i in range(limit + 1)]
+    assert [i for i, c in enumerate(codes) if "burst-limit" in c] == [limit]
+    assert patterns.summary()["burst-limit"] == 2
+
+
+def test_call_pattern_burst_is_per_xuid_and_title():
+    limit = LIMITS["rate_limits"]["burst"]["max_requests"]
+    patterns, clock = make()
+    for i in range(limit):
+        send(patterns, clock, 5000.0, key=page(i))
+    assert send(patterns, clock, 5000.0, key=page(limit), title="5678") == []
+    assert send(patterns, clock, 5000.0, key=page(limit), xuid=XUID + 1) == []
+    assert send(patterns, clock, 5000.0, key=page(limit)) == ["burst-limit"]
+
+
+def test_call_pattern_sustain_limit_under_the_burst_rate():
+    limit = LIMITS["rate_limits"]["sustain"]["max_requests"]
+    patterns, clock = make()
+    codes = [send(patterns, clock, 5000.0 + i * 0.9, key=page(i)) for i in range(limit + 5)]
+    assert [i for i, c in enumerate(codes) if c] == [limit]
+    assert codes[limit] == ["sustain-limit"]
+
+
+def test_call_pattern_certification_limit_is_an_error():
+    limit = LIMITS["rate_limits"]["certification"]["max_requests"]
+    patterns, clock = make()
+    found = []
+    for i in range(limit + 1):
+        clock.now = 5000.0 + i * 0.09  # 3001 calls in 270 s
+        found += patterns.observe(XUID, TITLE, page(i), 200, None)
+    cert = [v for v in found if v.code == "certification-limit"]
+    assert len(cert) == 1 and cert[0].severity == "error"
+    assert {v.severity for v in found if v.code != "certification-limit"} == {"warning"}
+    assert {(v.rule, v.location) for v in found} == {("call-pattern", "traffic")}
+
+
+def test_call_pattern_repeated_request_within_5s():
+    patterns, clock = make()
+    assert send(patterns, clock, 5000.0) == []
+    assert send(patterns, clock, 5002.0) == ["repeated-request"]
+    assert send(patterns, clock, 5004.0) == []  # same episode
+    assert send(patterns, clock, 5010.0) == []  # rested more than 5 s: episode over
+    assert send(patterns, clock, 5014.9) == ["repeated-request"]
+    assert patterns.summary()["repeated-request"] == 2
+
+
+def test_call_pattern_retry_after_a_failure_is_not_a_repeat():
+    patterns, clock = make()
+    assert send(patterns, clock, 5000.0, status=500) == []
+    assert send(patterns, clock, 5001.0, status=0) == []  # connection dropped
+    assert send(patterns, clock, 5002.0) == []
+    assert send(patterns, clock, 5003.0) == ["repeated-request"]  # the last answer was a success
+
+
+def test_call_pattern_polling_loop_flagged_once():
+    patterns, clock = make(min_calls=5, tolerance=0.2)
+    jitter = [0.0, 0.4, -0.5, 0.3, -0.2, 0.1, 0.0]
+    codes = [send(patterns, clock, 5000.0 + 30 * i + j) for i, j in enumerate(jitter)]
+    assert codes == [[], [], [], [], ["polling"], [], []]
+
+
+def test_call_pattern_irregular_calls_are_not_polling():
+    patterns, clock = make(min_calls=5, tolerance=0.2)
+    times = [5000.0, 5030.0, 5045.0, 5090.0, 5100.0, 5160.0, 5170.0]
+    assert [send(patterns, clock, t) for t in times] == [[]] * len(times)
+
+
+def test_call_pattern_polling_tolerance_boundary():
+    """Every interval within tolerance x mean of the mean: 10 s +/- 20 % passes, +/- 30 % does not."""
+    for spread, expected in ((1.5, ["polling"]), (3.5, [])):
+        patterns, clock = make(min_calls=5, tolerance=0.2)
+        intervals = [10 + spread, 10 - spread, 10 + spread, 10 - spread]
+        t = 5000.0
+        codes = [send(patterns, clock, t)]
+        for step in intervals:
+            t += step
+            codes.append(send(patterns, clock, t))
+        assert codes[-1] == expected, spread
+
+
+def test_call_pattern_polling_new_episode_after_the_rhythm_breaks():
+    patterns, clock = make(min_calls=5, tolerance=0.2)
+    times = [5000 + 20 * i for i in range(5)] + [5200] + [5200 + 20 * i for i in range(1, 5)]
+    codes = [send(patterns, clock, float(t)) for t in times]
+    assert [i for i, c in enumerate(codes) if c == ["polling"]] == [4, 9]
+
+
+def test_call_pattern_ignored_retry_after():
+    patterns, clock = make()
+    assert send(patterns, clock, 5000.0, key=page(1), status=429, retry_after=5) == []
+    assert send(patterns, clock, 5002.0, key=page(2), status=429, retry_after=5) == ["ignored-retry-after"]
+    # the 429s earned while ignoring extend the episode (to 5011), so no second report at 5008
+    assert send(patterns, clock, 5006.0, key=page(3), status=429, retry_after=5) == []
+    assert send(patterns, clock, 5008.0, key=page(4)) == []
+    assert send(patterns, clock, 5011.0, key=page(5)) == []
+    assert patterns.summary()["ignored-retry-after"] == 1
+    # a new Retry-After after the episode is a new episode
+    assert send(patterns, clock, 5012.0, key=page(6), status=503, retry_after=10) == []
+    assert send(patterns, clock, 5018.0, key=page(7)) == ["ignored-retry-after"]
+    assert patterns.summary()["ignored-retry-after"] == 2
+
+
+def test_call_pattern_honoured_retry_after_is_silent():
+    patterns, clock = make()
+    assert send(patterns, clock, 5000.0, status=503, retry_after=5) == []
+    assert send(patterns, clock, 5001.0, title="5678", key=page(1)) == []  # another title is not blocked
+    assert send(patterns, clock, 5005.0) == []  # exactly when allowed; a retry after a failure
+
+
+def test_call_pattern_state_is_forgotten_when_idle():
+    patterns, clock = make()
+    for x in range(40):
+        send(patterns, clock, 5000.0, xuid=x, key=f"GET /users/xuid({x})/achievements")
+    assert patterns.tracked() == {"pairs": 40, "requests": 40}
+    horizon = max(LIMITS["rate_limits"]["sustain"]["period_s"], LIMITS["call_patterns"]["polling"]["max_interval_s"])
+    send(patterns, clock, 5000.0 + horizon, xuid=999)
+    assert patterns.tracked() == {"pairs": 1, "requests": 1}
