@@ -1,0 +1,275 @@
+"""Cassette format v1 on disk: safe loading with file:line errors, lint, canonical atomic writes.
+
+Reading uses the libyaml C safe loader when present, without the implicit timestamp type so that
+times stay the strings they were written as. Schema errors are located by re-composing the
+document and following the error's path to its node. Writing is canonical (sorted keys, no
+line folding), leak-scanned, and atomic: a temp file in the same directory, fsync, rename, fsync
+of the directory, all under an exclusive lock on the target. A file that does not load is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import functools
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import DEFAULT_RULES_DIR, redact
+
+VERSION = 1
+SCHEMA_PATH = DEFAULT_RULES_DIR / "cassette.schema.json"
+SUFFIXES = (".yaml", ".yml")
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != _TIMESTAMP]
+        for first, resolvers in getattr(yaml, "CSafeLoader", yaml.SafeLoader).yaml_implicit_resolvers.items()
+    }
+
+
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class CassetteError(Exception):
+    """A cassette problem located in a file (line 0: the file or directory as a whole)."""
+
+    def __init__(self, file: str | os.PathLike, line: int, reason: str):
+        self.file = str(file)
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{self.file}:{line}: {reason}")
+
+
+@functools.cache
+def _validators():
+    """(full validator, validator that leaves achievement entries to :func:`_achievement_errors`)."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    envelope = copy.deepcopy(schema)
+    envelope["$defs"]["achievement"] = True
+    cls = jsonschema.Draft202012Validator
+    return cls(schema), cls(envelope)
+
+
+def _achievement_errors(doc: dict) -> Iterator[tuple[list, str]]:
+    """The schema's ``achievement`` rule (an object with ``id``), checked without jsonschema."""
+    for d, dataset in enumerate(doc.get("datasets") or ()):
+        titles = dataset.get("titles") if isinstance(dataset, dict) else None
+        for t, title in enumerate(titles if isinstance(titles, list) else ()):
+            entries = title.get("achievements") if isinstance(title, dict) else None
+            for a, entry in enumerate(entries if isinstance(entries, list) else ()):
+                if not isinstance(entry, dict):
+                    yield ["datasets", d, "titles", t, "achievements", a], "achievement is not a mapping"
+                elif "id" not in entry:
+                    yield ["datasets", d, "titles", t, "achievements", a], "achievement has no 'id'"
+
+
+def _line_of(data: bytes, path: list) -> int:
+    """1-based line of the node at ``path`` (mapping steps point at the key)."""
+    node = yaml.compose(data, Loader=_Loader)
+    line = node.start_mark.line if node is not None else 0
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(step):
+                    line, node = key.start_mark.line, value
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line
+        else:
+            break
+    return line + 1
+
+
+def _schema_errors(path: Path, data: bytes, doc: dict) -> list[CassetteError]:
+    found: list[tuple[list, str]] = []
+    for err in _validators()[1].iter_errors(doc):
+        where = list(err.absolute_path)
+        message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = err.schema.get("properties", {})
+            for extra in (k for k in err.instance if k not in allowed):
+                found.append((where + [extra], f"unknown key {extra!r}"))
+            continue
+        found.append((where, message))
+    found += _achievement_errors(doc)
+    errors = []
+    for where, message in found:
+        at = "/".join(map(str, where)) or "top level"
+        errors.append(CassetteError(path, _line_of(data, where), f"{at}: {message}"))
+    return sorted(errors, key=lambda e: e.line)
+
+
+def _parse(path: Path, data: bytes) -> Any:
+    try:
+        return yaml.load(data, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        problem = exc.problem or ""
+        if "tag:yaml.org,2002:python/" in problem:
+            tag = problem.split("'")[1].replace("tag:yaml.org,2002:", "!!")
+            reason = f"Python object tag {tag} is not allowed (cassettes are plain data, read with a safe loader)"
+        elif "could not determine a constructor" in problem:
+            reason = f"unsupported YAML tag: {problem.split(chr(39))[1]}"
+        else:
+            reason = f"YAML syntax error: {problem}" + (f" ({exc.context})" if exc.context else "")
+        raise CassetteError(path, line, reason) from None
+    except yaml.YAMLError as exc:
+        raise CassetteError(path, 0, f"YAML error: {exc}") from None
+
+
+def _check(path: Path, data: bytes) -> tuple[Any, list[CassetteError]]:
+    """The document and every problem found in it (the first parse error stops the check)."""
+    doc = _parse(path, data)
+    if not isinstance(doc, dict):
+        kind = "empty file" if doc is None else f"top level is a {type(doc).__name__}"
+        return doc, [CassetteError(path, 1, f"{kind}: a cassette is a mapping starting with `xblreplay: {VERSION}`")]
+    version = doc.get("xblreplay")
+    if "xblreplay" not in doc:
+        return doc, [CassetteError(path, 1, f"missing format version: add `xblreplay: {VERSION}`")]
+    if type(version) is not int or version != VERSION:
+        reason = f"unknown cassette format version {version!r} (this build reads version {VERSION})"
+        return doc, [CassetteError(path, _line_of(data, ["xblreplay"]), reason)]
+    return doc, _schema_errors(path, data, doc)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CassetteError(path, 0, f"cannot read file: {exc.strerror or exc}") from None
+
+
+def load_file(path: str | os.PathLike) -> dict:
+    """A validated cassette; the first problem raises :class:`CassetteError`."""
+    path = Path(path)
+    doc, errors = _check(path, _read(path))
+    if errors:
+        raise errors[0]
+    return doc
+
+
+def _cassette_files(root: Path) -> list[Path]:
+    if not root.exists():
+        raise CassetteError(root, 0, "cassette directory does not exist")
+    if not root.is_dir():
+        raise CassetteError(root, 0, "not a directory")
+
+    def fail(exc: OSError):
+        raise CassetteError(exc.filename or root, 0, f"cannot read directory: {exc.strerror or exc}")
+
+    found = []
+    for current, dirs, files in os.walk(root, onerror=fail):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(current, f) for f in files if f.endswith(SUFFIXES) and not f.startswith((".", "~", "#"))]
+    return sorted(found)
+
+
+def load_dir(path: str | os.PathLike) -> list[tuple[Path, dict]]:
+    """Every ``*.yaml``/``*.yml`` below ``path`` (hidden dirs and temp files skipped), sorted."""
+    return [(f, load_file(f)) for f in _cassette_files(Path(path))]
+
+
+def lint(path: str | os.PathLike) -> list[CassetteError]:
+    """All problems of one cassette file or of every cassette below a directory."""
+    path = Path(path)
+    try:
+        files = [path] if path.is_file() else _cassette_files(path)
+    except CassetteError as exc:
+        return [exc]
+    errors: list[CassetteError] = []
+    for f in files:
+        try:
+            errors += _check(f, _read(f))[1]
+        except CassetteError as exc:
+            errors.append(exc)
+    return errors
+
+
+def dump(doc: Any) -> bytes:
+    """Canonical YAML: sorted keys, block style, unicode kept, no line folding."""
+    return yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=True, allow_unicode=True, default_flow_style=False, width=1 << 30
+    ).encode("utf-8")
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Exclusive inter-process lock for writing ``path`` (``.<name>.lock`` beside it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer; we hold the lock
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def update_file(
+    path: str | os.PathLike, merge: Callable[[dict | None], dict], secrets: Mapping[str, str] | None = None
+) -> None:
+    """Under the lock: load the current cassette (None if absent), ``merge`` it, leak-scan, write.
+
+    A current file that does not load raises :class:`CassetteError` and is left untouched; a leak
+    raises :class:`redact.LeakError` and nothing is written. Unchanged content is not rewritten.
+    """
+    path = Path(path)
+    with file_lock(path):
+        old_bytes = _read(path) if path.exists() else None
+        old = None
+        if old_bytes is not None:
+            old, errors = _check(path, old_bytes)
+            if errors:
+                raise CassetteError(errors[0].file, errors[0].line, f"{errors[0].reason} (file left untouched)")
+        data = dump(merge(old))
+        findings = redact.leak_scan(data, secrets or {})
+        if findings:
+            raise redact.LeakError(str(path), findings)
+        if data != old_bytes:
+            _replace(path, data)
+
+
+def write_atomic(path: str | os.PathLike, doc: dict, secrets: Mapping[str, str] | None = None) -> None:
+    """Writes ``doc`` (interactions redacted) in place of ``path``; see :func:`update_file`."""
+    doc = dict(doc)
+    if "interactions" in doc:
+        doc["interactions"] = [redact.redact_interaction(i, secrets) for i in doc["interactions"]]
+    update_file(path, lambda _old: doc, secrets)
