@@ -438,3 +438,17 @@ def test_r8_error_answer_401(validator: Validator) -> None:
     names = [d["name"] for d in json.loads(hdrs["X-Xblreplay-Violations"])]
     assert names == ["Authorization", "maxItems"]
     assert "R8" in answer.reason and "Authorization" in answer.reason
+
+
+def test_recursive_schema_reference_still_validates() -> None:
+    """Inlined references stop at recursion, which stays a resolvable reference."""
+    with open(RULES / "achievements.openapi.yaml", encoding="utf-8") as f:
+        doc = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    doc["components"]["schemas"]["Tree"] = {
+        "type": "object", "required": ["id"],
+        "properties": {"id": {"type": "integer"},
+                       "children": {"type": "array", "items": {"$ref": "#/components/schemas/Tree"}}},
+    }
+    tree = Validator(doc).schema("Tree")
+    assert tree.is_valid({"id": 1, "children": [{"id": 2, "children": [{"id": 3}]}]})
+    assert not tree.is_valid({"id": 1, "children": [{"id": 2, "children": [{"id": "x"}]}]})
