@@ -347,13 +347,19 @@ class _Dataset:
         if self._cached:
             self._invalidate()
 
-    def _lists(self, meta: _Meta) -> Iterator[list[int]]:
-        yield self.by_category[meta.category]
-        for t in dict.fromkeys(meta.titles):
-            yield self.by_title.setdefault(t, [[], [], [], []])[meta.category]
+    def _lists(self, meta: _Meta) -> list[list[int]]:
+        by_title, c = self.by_title, meta.category
+        lists = [self.by_category[c]]
+        for t in meta.titles if len(meta.titles) < 2 else dict.fromkeys(meta.titles):
+            per_title = by_title.get(t)
+            if per_title is None:
+                per_title = by_title[t] = [[], [], [], []]
+            lists.append(per_title[c])
+        return lists
 
     def _file(self, pos: int, meta: _Meta, append: bool) -> None:
-        self.multi_title |= len(meta.titles) > 1
+        if len(meta.titles) > 1:
+            self.multi_title = True
         for lst in self._lists(meta):
             if append:
                 lst.append(pos)
