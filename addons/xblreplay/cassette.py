@@ -253,18 +253,40 @@ def update_file(
     """
     path = Path(path)
     with file_lock(path):
-        old_bytes = _read(path) if path.exists() else None
-        old = None
-        if old_bytes is not None:
-            old, errors = _check(path, old_bytes)
-            if errors:
-                raise CassetteError(errors[0].file, errors[0].line, f"{errors[0].reason} (file left untouched)")
-        data = dump(merge(old))
+        old_bytes, old = _current(path)
+        doc = merge(old)
+        data = dump(doc)
         findings = redact.leak_scan(data, secrets or {})
         if findings:
             raise redact.LeakError(str(path), findings)
         if data != old_bytes:
             _replace(path, data)
+        st = path.stat()
+        _last_written[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), data, doc)
+
+
+# path -> ((inode, mtime, size), bytes, doc) of this process's last write: an unchanged file is
+# not parsed again (every write is a new inode, so another writer's change is always seen).
+_last_written: dict[Path, tuple[tuple[int, int, int], bytes, dict]] = {}
+
+
+def _current(path: Path) -> tuple[bytes | None, dict | None]:
+    """The bytes and document of the cassette at ``path`` (None, None if absent); call under the lock."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None, None
+    cached = _last_written.get(path)
+    if cached and cached[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
+        return cached[1], cached[2]
+    data = _read(path)
+    try:
+        doc, errors = _check(path, data)
+    except CassetteError as exc:
+        errors = [exc]
+    if errors:
+        raise CassetteError(path, errors[0].line, f"{errors[0].reason} (file left untouched)")
+    return data, doc
 
 
 def write_atomic(path: str | os.PathLike, doc: dict, secrets: Mapping[str, str] | None = None) -> None:

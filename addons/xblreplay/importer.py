@@ -1,0 +1,49 @@
+"""Imports a ``mitmdump -w`` flow file into cassettes (the one core module that reads mitmproxy files)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mitmproxy import http, io
+
+from .model import HOST
+from .recorder import Recorder
+
+
+def import_flows(
+    flow_file: str | Path, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None
+) -> int:
+    """Records every answered flow for the achievements host; returns how many were recorded.
+
+    Without ``on_error`` the first write problem is raised once everything else is written.
+    """
+    recorder = Recorder(cassette_dir, on_error=on_error)
+    count = 0
+    try:
+        with open(flow_file, "rb") as f:
+            for flow in io.FlowReader(f).stream():
+                if not isinstance(flow, http.HTTPFlow) or flow.response is None:
+                    continue
+                request, response = flow.request, flow.response
+                if request.pretty_host != HOST:
+                    continue
+                end = response.timestamp_end or response.timestamp_start or request.timestamp_start
+                recorder.record(
+                    request.method,
+                    request.pretty_url,
+                    {k.lower(): v for k, v in request.headers.items()},
+                    response.status_code,
+                    {k.lower(): v for k, v in response.headers.items()},
+                    response.get_content(strict=False) or b"",
+                    response.headers.get("content-type"),
+                    max(0.0, (end - request.timestamp_start) * 1000.0),
+                    datetime.fromtimestamp(end, timezone.utc),
+                )
+                count += 1
+    finally:
+        recorder.close()
+    if on_error is None and recorder.errors:
+        raise recorder.errors[0]
+    return count

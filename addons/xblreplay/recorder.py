@@ -1,0 +1,242 @@
+"""Recording exchanges into cassettes without blocking the caller.
+
+``Recorder.record`` only queues the raw exchange; a background writer thread redacts it, decodes
+the body, leak-scans it, and merges everything pending into the cassette files, each touched file
+written once per batch through :func:`cassette.update_file` (locked, atomic, fsynced).
+
+Files: ``<dir>/recorded/<xuid>/<titleIds joined with _ | all>.yaml`` for ``/users/xuid(N)/…``
+paths, ``<dir>/recorded/other.yaml`` for anything else. Within a file interactions are keyed by
+(method, url, contract version, accept-language) and sorted; re-recording a key replaces it, but an
+identical exchange (ignoring latency) keeps the stored entry, so the file stays byte-identical.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import queue
+import re
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from . import cassette, redact
+from .model import HOST
+
+_XUID_PATH = re.compile(r"/users/xuid\((\d{1,20})\)(?:/|$)")
+_TITLE_IDS = re.compile(r"\d{1,10}(?:,\d{1,10})*")
+_STOP = object()
+
+
+def cassette_path(cassette_dir: Path, url: str) -> Path:
+    """Where an exchange for ``url`` is recorded."""
+    parts = urlsplit(url)
+    m = _XUID_PATH.match(parts.path)
+    if parts.hostname != HOST or not m:
+        return cassette_dir / "recorded" / "other.yaml"
+    titles = [v for k, v in parse_qsl(parts.query) if k.lower() == "titleid"]
+    if not titles:
+        return cassette_dir / "recorded" / m.group(1) / "all.yaml"
+    if len(titles) > 1 or not _TITLE_IDS.fullmatch(titles[0]):
+        return cassette_dir / "recorded" / "other.yaml"
+    ids = sorted({int(t) for t in titles[0].split(",")})
+    return cassette_dir / "recorded" / m.group(1) / ("_".join(map(str, ids)) + ".yaml")
+
+
+def _key(interaction: dict) -> tuple[str, str, str, str]:
+    request = interaction["request"]
+    headers = request.get("headers") or {}
+    return (
+        request["method"],
+        request["url"],
+        headers.get("x-xbl-contract-version", ""),
+        headers.get("accept-language", ""),
+    )
+
+
+def _content(interaction: dict) -> tuple:
+    response = {k: v for k, v in interaction["response"].items() if k != "latency_ms"}
+    return interaction["request"], response
+
+
+def _timestamp(value: datetime | str | None) -> str:
+    if isinstance(value, str):
+        return value
+    value = value or datetime.now(timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_interaction(
+    method: str,
+    url: str,
+    request_headers: Mapping[str, str],
+    status: int,
+    response_headers: Mapping[str, str],
+    body: bytes,
+    content_type: str | None,
+    latency_ms: float,
+    recorded_at: datetime | str | None,
+) -> tuple[dict, dict[str, str]]:
+    """A redacted cassette interaction and the exchange's secrets (for the leak scan)."""
+    secrets = redact.request_secrets(url, request_headers, response_headers)
+    secret_re = redact.secret_pattern(secrets)
+    response: dict = {
+        "status": int(status),
+        "headers": redact.redact_response_headers(response_headers),
+        "latency_ms": round(max(float(latency_ms), 0.0), 1),
+    }
+    if body:
+        parsed = None
+        if content_type and "json" in content_type.lower():
+            try:
+                parsed = (json.loads(body),)
+            except ValueError:
+                pass
+        if parsed is not None:
+            response["body"] = redact.redact_body(parsed[0], secret_re)
+        else:
+            response["body_text"] = redact.redact_text(body.decode("utf-8", "replace"), secret_re)
+    interaction = {
+        "recorded_at": _timestamp(recorded_at),
+        "request": {
+            "method": method.upper(),
+            "url": redact.redact_url(url),
+            "headers": redact.redact_request_headers(request_headers),
+        },
+        "response": response,
+    }
+    return interaction, secrets
+
+
+def _merge(new: dict[tuple, dict], bindings: set[tuple[str, int]]) -> Callable[[dict | None], dict]:
+    def merge(old: dict | None) -> dict:
+        doc = dict(old) if old else {"xblreplay": cassette.VERSION}
+        by_key = {_key(i): i for i in doc.get("interactions") or ()}
+        for key, interaction in new.items():
+            prev = by_key.get(key)
+            if prev is None or _content(prev) != _content(interaction):
+                by_key[key] = interaction
+        if by_key:
+            doc["interactions"] = [by_key[k] for k in sorted(by_key)]
+            doc["recorded_at"] = max(i.get("recorded_at", "") for i in doc["interactions"])
+        known = {(b["userhash_sha256"], int(b["xuid"])) for b in doc.get("bindings") or ()}
+        if bindings - known:
+            doc["bindings"] = [{"userhash_sha256": h, "xuid": x} for h, x in sorted(known | bindings)]
+        return doc
+
+    return merge
+
+
+class Recorder:
+    """Queues exchanges and writes them to cassettes on a background thread.
+
+    Write problems (a leak refused, an existing file that does not load, an OS error) are kept in
+    ``errors`` (the latest 100) and passed to ``on_error``; the writer thread carries on.
+    """
+
+    def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None):
+        self.cassette_dir = Path(cassette_dir)
+        self.on_error = on_error
+        self.errors: collections.deque[Exception] = collections.deque(maxlen=100)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._queued = 0
+        self._done = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="xblreplay-recorder", daemon=True)
+        self._thread.start()
+
+    def record(
+        self,
+        method: str,
+        url: str,
+        request_headers: Mapping[str, str],
+        status: int,
+        response_headers: Mapping[str, str],
+        body: bytes,
+        content_type: str | None,
+        latency_ms: float,
+        recorded_at: datetime | str | None = None,
+    ) -> None:
+        """Queues one exchange (``body`` already decoded); never touches the disk."""
+        item = (method, url, dict(request_headers), status, dict(response_headers), body, content_type,
+                latency_ms, recorded_at)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("recorder is closed")
+            self._queued += 1
+            self._queue.put(item)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until everything queued so far is written (or reported); False on timeout."""
+        with self._cond:
+            target = self._queued
+            return self._cond.wait_for(lambda: self._done >= target, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flushes and stops the writer thread."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _report(self, exc: Exception) -> None:
+        self.errors.append(exc)
+        if self.on_error is not None:
+            try:
+                self.on_error(exc)
+            except Exception:  # a failing callback must not stop the writer
+                pass
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [b for b in batch if b is not _STOP]
+            try:
+                self._write(items)
+            except Exception as exc:  # pragma: no cover - _write reports per file
+                self._report(exc)
+            with self._cond:
+                self._done += len(items)
+                self._cond.notify_all()
+            if len(items) != len(batch):
+                return
+
+    def _write(self, items: list[tuple]) -> None:
+        files: dict[Path, tuple[dict, set, dict]] = {}
+        for item in items:
+            method, url = item[0], item[1]
+            request_headers = {k.lower(): v for k, v in item[2].items()}
+            item = (method, url, request_headers, *item[3:])
+            path = cassette_path(self.cassette_dir, url)
+            try:
+                interaction, secrets = build_interaction(*item)
+                findings = redact.leak_scan(cassette.dump(interaction), secrets)
+                if findings:
+                    raise redact.LeakError(f"{path} ({method} {interaction['request']['url']})", findings)
+            except Exception as exc:
+                self._report(exc)
+                continue
+            new, bindings, file_secrets = files.setdefault(path, ({}, set(), {}))
+            new[_key(interaction)] = interaction
+            file_secrets.update(secrets)
+            auth = redact.parse_authorization(request_headers.get("authorization"))
+            m = _XUID_PATH.match(urlsplit(url).path)
+            if auth and m and 200 <= int(item[3]) < 300:
+                bindings.add((redact.userhash_sha256(auth[0]), int(m.group(1))))
+        for path, (new, bindings, secrets) in files.items():
+            try:
+                cassette.update_file(path, _merge(new, bindings), secrets)
+            except Exception as exc:
+                self._report(exc)
