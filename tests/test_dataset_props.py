@@ -24,7 +24,7 @@ ENDS = [NOW + timedelta(days=d) for d in (-2, 1, 1, 3)]
 
 @st.composite
 def datasets(draw, shape: str) -> list[dict]:
-    keys = draw(st.lists(st.tuples(st.sampled_from(TITLES), st.integers(0, 30)), unique=True, max_size=25))
+    keys = draw(st.lists(st.tuples(st.sampled_from(TITLES), st.integers(0, 30)), unique=True, min_size=1, max_size=25))
     items = []
     for tid, n in keys:
         unlocked = draw(st.none() | st.sampled_from(TIMES))
@@ -44,10 +44,11 @@ def datasets(draw, shape: str) -> list[dict]:
 def queries(draw, shape: str) -> AchievementsQuery:
     return AchievementsQuery(
         xuid=XUID, shape=shape,
-        title_ids=draw(st.none() | st.lists(st.sampled_from(TITLES + (99,)), min_size=1, max_size=3).map(tuple)),
-        types=draw(st.none() | st.sets(st.sampled_from(TYPES), min_size=1).map(frozenset)),
-        unlocked_only=draw(st.booleans()), possible_only=draw(st.booleans()),
-        order_by=draw(st.sampled_from(ORDERS)), skip_items=draw(st.integers(0, 30)),
+        title_ids=draw(st.sampled_from([None, None, (11,), (12, 13), (11, 99), (99,), (13, 11, 13)])),
+        types=draw(st.sampled_from([None, None, frozenset({"Persistent"}), frozenset({"Challenge"}),
+                                    frozenset(TYPES)])),
+        unlocked_only=draw(st.booleans()), possible_only=draw(st.sampled_from([False, False, True])),
+        order_by=draw(st.sampled_from(ORDERS)), skip_items=draw(st.integers(0, 2) | st.integers(0, 30)),
         max_items=draw(st.none() | st.integers(1, 8)), rarity=draw(st.booleans()),
     )
 
