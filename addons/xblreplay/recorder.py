@@ -224,7 +224,7 @@ class Recorder:
                 interaction, secrets = build_interaction(*item)
                 findings = redact.leak_scan(cassette.dump(interaction), secrets)
                 if findings:
-                    raise redact.LeakError(f"{path} ({method} {interaction['request']['url']})", findings)
+                    raise redact.LeakError(f"{path} ({method} {urlsplit(url).path})", findings)
             except Exception as exc:
                 self._report(exc)
                 continue

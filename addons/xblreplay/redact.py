@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
 
@@ -79,13 +79,14 @@ def request_secrets(
     auth = parse_authorization(request_headers.get("authorization"))
     if auth:
         found["authorization userhash"], found["authorization token"] = auth
-    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+    for _piece, name, raw, value in _query(urlsplit(url).query):
         if name.lower() not in KNOWN_PARAMS and is_token_shaped(value):
-            found[f"query parameter {name}"] = value
+            found[f"query parameter {name}"] = raw
+            found[f"query parameter {name} (decoded)"] = value
     return {k: v for k, v in found.items() if len(v) >= MIN_SECRET_LEN}
 
 
-def _secret_pattern(secrets: Mapping[str, str]) -> re.Pattern[str] | None:
+def secret_pattern(secrets: Mapping[str, str]) -> re.Pattern[str] | None:
     values = sorted({v for v in secrets.values() if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
     return re.compile("|".join(map(re.escape, values))) if values else None
 
@@ -125,22 +126,29 @@ def redact_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return _redact_headers(headers, lambda n: n in RESPONSE_HEADERS or n.startswith("x-xbl-"))
 
 
+def _query(query: str) -> list[tuple[str, str, str, str]]:
+    """(piece, name, raw value, value) per ``&`` piece; ``+`` stays ``+`` (tokens are base64)."""
+    out = []
+    for piece in query.split("&") if query else ():
+        name, _, raw = piece.partition("=")
+        out.append((piece, unquote(name), raw, unquote(raw)))
+    return out
+
+
 def redact_url(url: str) -> str:
     """Drops credentials, the fragment and token-shaped values of unknown query parameters."""
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
-    kept = []
-    for piece in parts.query.split("&") if parts.query else ():
-        pairs = parse_qsl(piece, keep_blank_values=True)
-        name, value = pairs[0] if pairs else (piece, "")
-        if name.lower() in KNOWN_PARAMS or not is_token_shaped(value):
-            kept.append(piece)
+    kept = [
+        piece for piece, name, _raw, value in _query(parts.query)
+        if name.lower() in KNOWN_PARAMS or not is_token_shaped(value)
+    ]
     return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), ""))
 
 
 def redact_interaction(interaction: dict, secrets: Mapping[str, str] | None = None) -> dict:
     """A redacted copy of one cassette interaction (idempotent)."""
-    secret_re = _secret_pattern(secrets or {})
+    secret_re = secret_pattern(secrets or {})
     out = dict(interaction)
     request = dict(out.get("request") or {})
     response = dict(out.get("response") or {})

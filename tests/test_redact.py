@@ -1,0 +1,153 @@
+"""Redaction on every write path and the leak scan: random secrets in headers, query and body
+never reach the bytes on disk; a leak refuses the write, names the field and writes nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import string
+from pathlib import Path
+
+import pytest
+
+from xblreplay import cassette, redact
+from xblreplay.recorder import Recorder
+
+XUID = 2533274800000001
+BASE = f"https://achievements.xboxlive.com/users/xuid({XUID})/achievements"
+IMAGE = "https://images-eds-ssl.xboxlive.com/image?url=27S1DHqE.cs_gLnFaQu7NxQ2f8sDbFYrtTS5y_QoFsdOpk8vu3bYVTJTjzWkqxsk"
+
+
+def random_secrets(rng: random.Random) -> dict[str, str]:
+    def b64url(n: int) -> str:
+        return base64.urlsafe_b64encode(rng.randbytes(n)).rstrip(b"=").decode()
+
+    return {
+        "jwt": "eyJ" + b64url(24) + "." + b64url(rng.randint(40, 200)) + "." + b64url(32),
+        "userhash": "".join(rng.choices(string.digits, k=19)),
+        "signature": base64.b64encode(rng.randbytes(rng.randint(40, 90))).decode(),
+        "cookie": b64url(rng.randint(30, 60)),
+        "set_cookie": b64url(rng.randint(30, 60)),
+        "hex": rng.randbytes(rng.randint(20, 40)).hex(),
+        "xbl_token": b64url(rng.randint(30, 80)),
+    }
+
+
+def all_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def test_random_secrets_never_reach_disk(tmp_path):
+    rng = random.Random()
+    rec = Recorder(tmp_path)
+    planted = []
+    for n in range(25):
+        s = random_secrets(rng)
+        planted.append(s)
+        url = f"{BASE}?titleId=1234&skipItems={n}&access_token={s['hex']}&sig={s['signature']}"
+        request_headers = {
+            "Authorization": f"XBL3.0 x={s['userhash']};{s['jwt']}",
+            "Signature": s["signature"],
+            "Cookie": f"session={s['cookie']}; theme=dark",
+            "x-xbl-contract-version": "2",
+            "accept-language": "en-US",
+            "x-custom-auth": s["xbl_token"],
+        }
+        response_headers = {
+            "content-type": "application/json",
+            "set-cookie": f"sid={s['set_cookie']}; Path=/",
+            "x-xbl-session": s["hex"],
+            "x-xbl-correlation-id": "0d4f1c2e-7a9b-4c3d-8e5f-6a7b8c9d0e1f",
+        }
+        body = {
+            "achievements": [{"id": "1", "name": "First Steps", "serviceConfigId": "00000000-0000-0000-0000-0000000004d2",
+                              "mediaAssets": [{"url": IMAGE}], "timeUnlocked": "2024-01-02T03:04:05.0000000Z"}],
+            "echo": {"auth": f"XBL3.0 x={s['userhash']};{s['jwt']}", "list": [s["jwt"], s["signature"]],
+                     "blob": s["xbl_token"], "note": f"cookie was {s['cookie']}"},
+            "pagingInfo": {"continuationToken": None, "totalRecords": 1},
+        }
+        rec.record("GET", url, request_headers, 200, response_headers, json.dumps(body).encode(),
+                   "application/json", 10.0, "2026-11-27T12:00:00Z")
+        rec.record("GET", f"{BASE}?titleId=1234&maxItems={n + 1}", request_headers, 500, response_headers,
+                   f"failed for {s['jwt']} and XBL3.0 x={s['userhash']};{s['jwt']}".encode(), "text/plain", 1.0,
+                   "2026-11-27T12:00:00Z")
+    rec.close()
+    assert not rec.errors, list(rec.errors)
+    on_disk = all_bytes(tmp_path)
+    for s in planted:
+        for name, value in s.items():
+            assert value.encode() not in on_disk, f"{name} reached the disk"
+    # What is not secret is kept.
+    items = cassette.load_file(tmp_path / f"recorded/{XUID}/1234.yaml")["interactions"]
+    assert len(items) == 50
+    ok = next(i for i in items if i["response"]["status"] == 200)
+    assert ok["request"]["headers"] == {"x-xbl-contract-version": "2", "accept-language": "en-US"}
+    assert ok["request"]["url"].startswith(f"{BASE}?titleId=1234&skipItems=")
+    assert "access_token" not in ok["request"]["url"] and "sig=" not in ok["request"]["url"]
+    assert ok["response"]["headers"] == {"content-type": "application/json",
+                                         "x-xbl-correlation-id": "0d4f1c2e-7a9b-4c3d-8e5f-6a7b8c9d0e1f"}
+    body = ok["response"]["body"]
+    assert body["achievements"][0]["mediaAssets"][0]["url"] == IMAGE
+    assert body["achievements"][0]["timeUnlocked"] == "2024-01-02T03:04:05.0000000Z"
+    assert body["echo"]["list"] == [redact.REDACTED, redact.REDACTED]
+    assert body["echo"]["blob"] == redact.REDACTED
+    assert body["echo"]["note"] == f"cookie was {redact.REDACTED}"
+    # The binding keeps only the userhash's SHA-256.
+    hashes = {b["userhash_sha256"] for b in cassette.load_file(tmp_path / f"recorded/{XUID}/1234.yaml")["bindings"]}
+    assert hashes == {hashlib.sha256(s["userhash"].encode()).hexdigest() for s in planted}
+
+
+def test_leak_scan_refuses_and_names_the_field_nothing_written(tmp_path):
+    userhash = "2535467123456789012"
+    seen = []
+    rec = Recorder(tmp_path, on_error=seen.append)
+    # The userhash echoed as a JSON number is not token-shaped, so only the leak scan can catch it.
+    rec.record("GET", f"{BASE}?titleId=77", {"authorization": f"XBL3.0 x={userhash};eyJ0eXAiOiJKV1QiLCJhbGciOi.x.y"},
+               200, {"content-type": "application/json"}, b'{"uhs": %s}' % userhash.encode(), "application/json",
+               1.0, "2026-11-27T12:00:00Z")
+    rec.close()
+    assert len(seen) == 1 and isinstance(seen[0], redact.LeakError)
+    assert seen[0].findings == ["authorization userhash"]
+    assert userhash not in str(seen[0])
+    assert not (tmp_path / "recorded").exists() or all_bytes(tmp_path / "recorded") == b""
+
+
+def test_leak_scan_names_secrets_and_generic_patterns():
+    sig = base64.b64encode(random.randbytes(48)).decode()
+    data = f"a: {sig}\nb: XBL3.0 x=123;abc\n".encode()
+    assert redact.leak_scan(data, {"request header signature": sig}) == ["request header signature",
+                                                                         "XBL authorization"]
+    assert redact.leak_scan(b"x: eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", {}) == ["JWT"]
+    assert redact.leak_scan(b"x: harmless", {"request header signature": sig}) == []
+
+
+def test_write_atomic_redacts_and_refuses_leaks(tmp_path):
+    jwt = "eyJ" + base64.urlsafe_b64encode(random.randbytes(60)).decode()
+    path = tmp_path / "hand.yaml"
+    doc = {"xblreplay": 1, "interactions": [{"request": {"method": "GET", "url": f"{BASE}?token={jwt}",
+                                                         "headers": {"authorization": jwt}},
+                                             "response": {"status": 200, "body": {"t": jwt}}}]}
+    cassette.write_atomic(path, doc)
+    assert jwt.encode() not in path.read_bytes()
+    assert cassette.load_file(path)["interactions"][0]["request"]["url"] == BASE
+    leaky = tmp_path / "leaky.yaml"
+    with pytest.raises(redact.LeakError) as info:
+        cassette.write_atomic(leaky, {"xblreplay": 1, "recorded_at": jwt})  # not a redacted field
+    assert info.value.findings == ["JWT"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["hand.yaml"]
+
+
+@pytest.mark.parametrize("value", ["00000000-0000-0000-0000-0000000004d2", IMAGE, "2024-01-02T03:04:05.0000000Z",
+                                   "First Steps", "32", "32,2018-03-28T01:28:51.8070000Z", "application/json"])
+def test_ordinary_values_are_not_token_shaped(value):
+    assert not redact.is_token_shaped(value)
+
+
+def test_redact_url_keeps_known_parameters():
+    token_like = "A" * 20 + "b" * 30
+    url = f"{BASE}?titleId=1,2&continuationToken=32&maxItems=5&debug=1&key={token_like}#frag"
+    assert redact.redact_url(url) == f"{BASE}?titleId=1,2&continuationToken=32&maxItems=5&debug=1"
+    assert redact.redact_url(f"https://user:pw@achievements.xboxlive.com/x?a=1") == \
+        "https://achievements.xboxlive.com/x?a=1"
