@@ -1,0 +1,191 @@
+"""Cassette format v1: loading, errors located by file and line, directory loading, lint."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from xblreplay import cassette
+from xblreplay.cassette import CassetteError
+
+VALID = textwrap.dedent(
+    """\
+    xblreplay: 1
+    recorded_at: "2026-11-27T12:00:00Z"
+    bindings:
+      - userhash_sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        xuid: 2533274800000001
+    interactions:
+      - recorded_at: 2026-11-27T12:00:00Z
+        request:
+          method: GET
+          url: "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements?titleId=1&maxItems=5"
+          headers: {x-xbl-contract-version: "2", accept-language: en-US}
+        response:
+          status: 200
+          headers: {content-type: application/json}
+          body: {achievements: [], pagingInfo: {continuationToken: null, totalRecords: 0}}
+          latency_ms: 85.2
+    datasets:
+      - xuid: "2533274800000001"
+        shape: V2
+        locale: en-US
+        complete: true
+        titles:
+          - id: 1234
+            name: Sample Game
+            scid: 00000000-0000-0000-0000-0000000004d2
+            achievements:
+              - {id: 1, name: First Steps, gamerscore: 10, unlocked: 2024-01-02T03:04:05.0000000Z}
+              - {id: 2, name: Collector, gamerscore: 20, progress: [3, 5]}
+    """
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_valid_cassette_loads_with_times_as_strings(tmp_path):
+    doc = cassette.load_file(write(tmp_path / "a.yaml", VALID))
+    assert doc["interactions"][0]["response"]["status"] == 200
+    assert doc["interactions"][0]["recorded_at"] == "2026-11-27T12:00:00Z"  # unquoted time stays a string
+    title = doc["datasets"][0]["titles"][0]
+    assert title["achievements"][0]["unlocked"] == "2024-01-02T03:04:05.0000000Z"  # 7 fraction digits kept
+    assert title["achievements"][1]["progress"] == [3, 5]
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based line of the first line containing needle (computed from the test input)."""
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def error_of(path: Path) -> CassetteError:
+    with pytest.raises(CassetteError) as info:
+        cassette.load_file(path)
+    assert str(info.value) == f"{path}:{info.value.line}: {info.value.reason}"
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("mutation", "needle", "reason"),
+    [
+        (("      status: 200", "      status: 200\n      stauts: 201"), "stauts", "unknown key 'stauts'"),
+        (("xblreplay: 1", "xblreplay: 1\nextra: true"), "extra", "unknown key 'extra'"),
+        (("      status: 200", "      status: ok"), "status: ok", "'ok' is not of type 'integer'"),
+        (("    shape: V2", "    shape: V3"), "shape: V3", "is not one of"),
+        (("- id: 1234", "- id: -5"), "id: -5", "minimum"),
+        (("- {id: 2, name", "- {ident: 2, name"), "ident: 2", "no 'id'"),
+        (("latency_ms: 85.2", "latency_ms: -1"), "latency_ms", "minimum"),
+        (("  - userhash_sha256", "  - userhash_sha25"), "userhash_sha25", "userhash_sha25"),
+    ],
+)
+def test_schema_violation_reports_line_of_offending_node(tmp_path, mutation, needle, reason):
+    text = VALID.replace(*mutation)
+    assert text != VALID
+    err = error_of(write(tmp_path / "bad.yaml", text))
+    assert err.line == line_of(text, needle)
+    assert reason in err.reason
+
+
+def test_achievement_check_agrees_with_full_schema(tmp_path):
+    """The fast achievement check reports exactly what the schema's achievement rule does."""
+    text = VALID.replace("- {id: 2, name", "- [not, a, mapping]\n          - {ident: 2, name")
+    doc = cassette._parse(tmp_path / "x.yaml", text.encode())
+    full = {tuple(e.absolute_path) for e in cassette._validators()[0].iter_errors(doc)}
+    fast = {tuple(p) for p, _ in cassette._achievement_errors(doc)}
+    assert full == fast and len(fast) == 2
+
+
+def test_bad_yaml_reports_syntax_line(tmp_path):
+    text = VALID.replace("    shape: V2", "    shape: [V2")
+    err = error_of(write(tmp_path / "bad.yaml", text))
+    assert "YAML syntax error" in err.reason
+    assert line_of(text, "shape: [V2") <= err.line <= line_of(text, "shape: [V2") + 2
+
+
+def test_python_object_tag_is_refused_with_line(tmp_path):
+    text = VALID.replace("    locale: en-US", "    locale: !!python/object/apply:os.system ['echo hi']")
+    err = error_of(write(tmp_path / "evil.yaml", text))
+    assert err.line == line_of(text, "python/object")
+    assert "!!python/object/apply:os.system" in err.reason and "not allowed" in err.reason
+
+
+@pytest.mark.parametrize("version", ["2", "0", "'1'", "true"])
+def test_unknown_version_is_an_error(tmp_path, version):
+    text = "# cassette\n" + VALID.replace("xblreplay: 1", f"xblreplay: {version}")
+    err = error_of(write(tmp_path / "v.yaml", text))
+    assert err.line == line_of(text, "xblreplay:")
+    assert "version" in err.reason
+
+
+@pytest.mark.parametrize("text", ["", "interactions: []\n", "- 1\n"])
+def test_not_a_cassette(tmp_path, text):
+    err = error_of(write(tmp_path / "n.yaml", text))
+    assert "xblreplay: 1" in err.reason
+
+
+def test_load_dir_sorted_skipping_hidden_and_temp(tmp_path):
+    names = ["b/z.yml", "a.yaml", "b/a.yaml", "c/d/e.yaml"]
+    for name in names:
+        write(tmp_path / name, VALID)
+    write(tmp_path / ".git/x.yaml", "broken: [")
+    write(tmp_path / "b/.a.yaml.x1y2.tmp", "broken: [")
+    write(tmp_path / "b/.partial.yaml", "broken: [")
+    write(tmp_path / "notes.txt", "broken: [")
+    got = [p.relative_to(tmp_path).as_posix() for p, _ in cassette.load_dir(tmp_path)]
+    assert got == sorted(names)
+
+
+def test_load_dir_first_error_raises(tmp_path):
+    write(tmp_path / "a.yaml", VALID)
+    bad = write(tmp_path / "b.yaml", "xblreplay: 3\n")
+    with pytest.raises(CassetteError) as info:
+        cassette.load_dir(tmp_path)
+    assert info.value.file == str(bad)
+
+
+def test_load_dir_missing_or_not_a_dir(tmp_path):
+    with pytest.raises(CassetteError, match="does not exist"):
+        cassette.load_dir(tmp_path / "nope")
+    with pytest.raises(CassetteError, match="not a directory"):
+        cassette.load_dir(write(tmp_path / "f.yaml", VALID))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not apply to root")
+def test_load_dir_unreadable(tmp_path):
+    locked = tmp_path / "locked"
+    write(locked / "a.yaml", VALID)
+    locked.chmod(0)
+    try:
+        with pytest.raises(CassetteError, match="cannot read directory"):
+            cassette.load_dir(tmp_path)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_lint_collects_all_errors(tmp_path):
+    write(tmp_path / "ok.yaml", VALID)
+    two = VALID.replace("xblreplay: 1", "xblreplay: 1\nextra: 1").replace("status: 200", "status: 2000")
+    write(tmp_path / "a.yaml", two)
+    write(tmp_path / "b/c.yaml", "xblreplay: 1\ninteractions: [\n")
+    write(tmp_path / "d.yml", "xblreplay: 9\n")
+    errors = cassette.lint(tmp_path)
+    got = sorted((Path(e.file).relative_to(tmp_path).as_posix(), e.line) for e in errors)
+    assert got == sorted([("a.yaml", line_of(two, "extra")), ("a.yaml", line_of(two, "status: 2000")),
+                          ("b/c.yaml", 3), ("d.yml", 1)])
+    assert cassette.lint(tmp_path / "ok.yaml") == []
+    assert [e.reason for e in cassette.lint(tmp_path / "missing")] == ["cassette directory does not exist"]
+
+
+def test_dump_round_trips_canonically(tmp_path):
+    doc = cassette.load_file(write(tmp_path / "a.yaml", VALID))
+    data = cassette.dump(doc)
+    cassette.write_atomic(tmp_path / "b.yaml", doc)
+    assert cassette.load_file(tmp_path / "b.yaml") == doc
+    assert cassette.dump(cassette.load_file(tmp_path / "b.yaml")) == data
