@@ -28,7 +28,6 @@ from typing import Any, Iterator
 from .model import NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation
 
 DEFAULT_LOCALE = "en-US"
-PAGE_SIZE = 32
 LRU_SIZE = 64
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 
