@@ -189,3 +189,23 @@ def test_dump_round_trips_canonically(tmp_path):
     cassette.write_atomic(tmp_path / "b.yaml", doc)
     assert cassette.load_file(tmp_path / "b.yaml") == doc
     assert cassette.dump(cassette.load_file(tmp_path / "b.yaml")) == data
+
+
+def test_large_cassette_parsed_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("XBLREPLAY_CACHE_DIR", str(tmp_path / "cache"))
+    entries = "".join(f"- {{id: {n}, name: A{n}, unlocked: 2024-01-02T03:04:05Z}}\n          " for n in range(8000))
+    text = VALID.replace("- {id: 2, name: Collector, gamerscore: 20, progress: [3, 5]}\n", entries.rstrip(" "))
+    path = write(tmp_path / "big.yaml", text)
+    assert path.stat().st_size >= cassette.CACHE_MIN_BYTES
+    first = cassette.load_file(path)
+    assert len(first["datasets"][0]["titles"][0]["achievements"]) == 8001
+
+    def no_parse(*_args):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(cassette, "_parse", no_parse)
+    assert cassette.load_file(path) == first
+    # Changed bytes are a new key: parsed (and validated) again.
+    write(path, text.replace("name: A7999", "nme: A7999"))
+    with pytest.raises(AssertionError, match="parsed again"):
+        cassette.load_file(path)

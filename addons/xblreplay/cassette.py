@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +29,7 @@ from . import DEFAULT_RULES_DIR, redact
 VERSION = 1
 SCHEMA_PATH = DEFAULT_RULES_DIR / "cassette.schema.json"
 SUFFIXES = (".yaml", ".yml")
+CACHE_MIN_BYTES = 256 * 1024
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
@@ -156,12 +158,54 @@ def _read(path: Path) -> bytes:
         raise CassetteError(path, 0, f"cannot read file: {exc.strerror or exc}") from None
 
 
+def _cache_file(data: bytes) -> Path | None:
+    """Where the parsed form of a large cassette with exactly these bytes is kept (None: small)."""
+    if len(data) < CACHE_MIN_BYTES:
+        return None
+    root = os.environ.get("XBLREPLAY_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "xblreplay", "parsed"
+    )
+    key = hashlib.sha256(SCHEMA_PATH.read_bytes() + b"\0" + data).hexdigest()
+    return Path(root, key + ".json")
+
+
+def _store(cache: Path, doc: dict) -> None:
+    """Keeps ``doc`` as JSON when JSON holds it exactly (no non-string keys, dates, NaN)."""
+    try:
+        text = json.dumps(doc, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return
+    if json.loads(text) != doc:
+        return
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, cache)
+    except OSError:  # the cache is an optimisation only
+        pass
+
+
 def load_file(path: str | os.PathLike) -> dict:
-    """A validated cassette; the first problem raises :class:`CassetteError`."""
+    """A validated cassette; the first problem raises :class:`CassetteError`.
+
+    Large cassettes are parsed once: the validated document is kept as JSON under a key made of
+    the file's bytes and the schema, so an unchanged file loads at JSON speed.
+    """
     path = Path(path)
-    doc, errors = _check(path, _read(path))
+    data = _read(path)
+    cache = _cache_file(data)
+    if cache is not None:
+        try:
+            return json.loads(cache.read_bytes())
+        except (OSError, ValueError):
+            pass
+    doc, errors = _check(path, data)
     if errors:
         raise errors[0]
+    if cache is not None:
+        _store(cache, doc)
     return doc
 
 
