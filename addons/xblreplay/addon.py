@@ -78,7 +78,8 @@ def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
         headers.append(("X-Xblreplay-Warning", violations_header(warnings)))
     if answer.status >= 400 and answer.violations and "x-xblreplay-violations" not in names:
         headers.append(("X-Xblreplay-Violations", violations_header(answer.violations)))
-    return http.Response.make(answer.status, answer.body_bytes(), headers)
+    fields = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in headers]
+    return http.Response.make(answer.status, answer.body_bytes(), http.Headers(fields))
 
 
 class Achievements:
@@ -158,64 +159,64 @@ class Achievements:
             logger.error(f"xblreplay: {e}")
 
     def _configure(self) -> None:
+        """Build the whole new configuration first; swap it in only when all of it is valid."""
         opts = ctx.options
-        self.mode = opts.achievements_mode
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown achievements_mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        mode = opts.achievements_mode
+        if mode not in MODES:
+            raise ConfigError(f"unknown achievements_mode {mode!r}; choose one of {', '.join(MODES)}")
         rules = Path(opts.achievements_rules)
         contract = rules / "achievements.openapi.yaml"
         if not contract.is_file():
             raise ConfigError(f"rules file not found: {contract}")
-        try:
-            self.validator = Validator.from_rules(rules)
-        except Exception as e:  # a broken rules file is a configuration error
-            raise ConfigError(f"cannot load rules from {rules}: {e}") from None
-        self.upstream = self._parse_upstream(opts.achievements_upstream)
+        validator = self._load(Validator.from_rules, rules)
+        upstream = self._parse_upstream(opts.achievements_upstream)
         try:
             now = parse_now(opts.achievements_now)
         except ValueError:
             raise ConfigError(f"achievements_now is not an ISO time: {opts.achievements_now!r}") from None
         cassettes = Path(opts.achievements_cassettes)
-        if self.mode in ("replay", "replay-or-record") or cassettes.exists():
+        replayer = None
+        if mode in ("replay", "replay-or-record") or cassettes.exists():
             try:
-                self.replayer = Replayer.from_dir(
-                    self.validator, cassettes,
-                    strict_coverage=opts.achievements_strict_coverage,
-                    now=(lambda: now) if now else None,
-                )
+                replayer = Replayer.from_dir(validator, cassettes, strict_coverage=opts.achievements_strict_coverage,
+                                             now=(lambda: now) if now else None)
             except CassetteError as e:
-                raise ConfigError(f"broken cassette: {e}") from None
-        else:
-            self.replayer = None
-        if self.mode in ("record", "replay-or-record"):
+                raise ConfigError(f"cassette {e}") from None
+            except ValueError as e:  # a hand-written dataset the engine cannot expand
+                raise ConfigError(f"cassette {e}") from None
+        if mode in ("record", "replay-or-record"):
             try:
                 cassettes.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise ConfigError(f"cannot create cassette directory {cassettes}: {e.strerror}") from None
-            if self.recorder is None or self.recorder.root != cassettes:
-                self._close_recorder()
-                self.recorder = Recorder(cassettes)
-        else:
-            self._close_recorder()
         limits = self._load(load_limits, rules / "limits.yaml")
-        self.throttle = Throttle(limits) if opts.achievements_throttle else None
-        self.patterns = CallPatterns(limits)
+        faults = None
         if opts.achievements_faults:
             profile = self._load(load_profile, opts.achievements_faults, rules)
-            seed = opts.achievements_seed if opts.achievements_seed is not None else profile.get("seed", 0)
-            self.faults = FaultInjector(profile, seed)
-        else:
-            self.faults = None
-        if self.log is None or str(self.log.path or "") != str(opts.achievements_log or ""):
-            if self.log is not None:
-                self.log.close()
+            faults = FaultInjector(profile, opts.achievements_seed)
+        log = self.log
+        if log is None or str(log.path or "") != str(opts.achievements_log or ""):
             try:
-                self.log = ValidationLog(opts.achievements_log)
+                log = ValidationLog(opts.achievements_log)
             except OSError as e:
                 raise ConfigError(f"cannot open achievements_log {opts.achievements_log}: {e.strerror}") from None
+
+        # Everything is valid: swap it in.
+        if log is not self.log and self.log is not None:
+            self.log.close()
+        if mode in ("record", "replay-or-record"):
+            if self.recorder is None or self.recorder.cassette_dir != cassettes:
+                self._close_recorder()
+                self.recorder = Recorder(cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"))
+        else:
+            self._close_recorder()
+        self.mode, self.validator, self.upstream, self.replayer = mode, validator, upstream, replayer
+        self.throttle = Throttle(limits) if opts.achievements_throttle else None
+        self.patterns = CallPatterns(limits)
+        self.faults, self.log = faults, log
         # Never open a connection before a request needs one: replay must not touch the network,
         # and forwarded traffic goes to achievements_upstream, not to the host the client named.
-        if opts.connection_strategy != "lazy":
+        if "connection_strategy" in opts and opts.connection_strategy != "lazy":
             opts.connection_strategy = "lazy"
 
     @staticmethod

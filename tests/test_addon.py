@@ -1,0 +1,85 @@
+"""Fast unit tests of the addon's hooks with mitmproxy's taddons/tflow (the end-to-end path is
+covered by tests/test_e2e_*.py with a real mitmdump)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from mitmproxy.test import taddons, tflow, tutils
+
+from xblreplay.addon import Achievements
+from proxyharness import AUTH, REPO, XUID
+
+EXAMPLE = REPO / "cassettes" / "example"
+
+
+def achievements_flow(path: str, headers: dict[str, str] | None = None, host: str = "achievements.xboxlive.com"):
+    req = tutils.treq(host=host, port=443, path=path.encode())
+    req.scheme = "https"
+    req.headers.clear()
+    req.headers["Host"] = host
+    for k, v in (headers or {"Authorization": AUTH, "x-xbl-contract-version": "2"}).items():
+        req.headers[k] = v
+    return tflow.tflow(req=req, resp=True)
+
+
+def test_other_hosts_pass_through_untouched():
+    asyncio.run(_other_hosts())
+
+
+async def _other_hosts():
+    addon = Achievements()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
+        f = achievements_flow("/users/xuid(1)/achievements", host="example.com")
+        before = f.request.copy()
+        await tctx.cycle(addon, f)
+        assert f.response.content == b"message"  # tflow's canned response, not ours
+        assert f.request.url == before.url and "xblreplay" not in f.metadata
+
+
+def test_replay_answers_from_dataset():
+    asyncio.run(_replay_answers())
+
+
+async def _replay_answers():
+    addon = Achievements()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
+        f = achievements_flow(f"/users/xuid({XUID})/achievements?titleId=1829000002&maxItems=3")
+        f.response = None
+        await addon.request(f)
+        assert f.response is not None and f.response.status_code == 200
+        body = json.loads(f.response.content)
+        assert len(body["achievements"]) == 3
+        assert body["pagingInfo"]["continuationToken"] == "3"
+
+
+def test_validate_strict_answers_r8_401_without_forwarding():
+    asyncio.run(_strict_401())
+
+
+async def _strict_401():
+    addon = Achievements()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, achievements_mode="validate", achievements_strict=True,
+                       achievements_cassettes=str(EXAMPLE))
+        f = achievements_flow(f"/users/xuid({XUID})/achievements", {"x-xbl-contract-version": "2"})
+        f.response = None
+        await addon.request(f)
+        assert f.response.status_code == 401
+        assert "token_required" in f.response.headers["WWW-Authenticate"]
+        assert json.loads(f.response.headers["X-Xblreplay-Violations"])[0]["rule"] == "R8"
+
+
+def test_bad_mode_at_runtime_is_refused():
+    addon = Achievements()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
+        addon.running()
+        with pytest.raises(Exception):
+            tctx.configure(addon, achievements_rules="/nonexistent")
+        # The old, valid configuration stays in force.
+        assert addon.validator is not None and addon.broken is None
