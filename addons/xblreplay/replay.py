@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from . import cassette
 from .dataset import DatasetStore
-from .model import EP_DETAIL, EP_LIST, EP_OTHER, Answer, RequestCheck, Violation
+from .model import EP_DETAIL, EP_LIST, EP_OTHER, AchievementsQuery, Answer, RequestCheck, Violation
 from .validator import Validator, error_answer
 
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
@@ -32,6 +33,22 @@ def parse_now(value: str | None) -> datetime | None:
         return None
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Listing:
+    """A recorded 200 page of the achievements listing, waiting to merge into a dataset."""
+
+    query: AchievementsQuery
+    params: dict[str, str]
+    body: dict[str, Any]
+    recorded_at: str
+
+    @property
+    def group(self) -> tuple:
+        q = self.query
+        return (q.xuid, q.shape, q.locales[:1], q.title_ids, q.types, q.unlocked_only,
+                q.possible_only, q.order_by)
 
 
 class Replayer:
@@ -59,37 +76,64 @@ class Replayer:
     ) -> "Replayer":
         """Load every cassette below `cassette_dir`; raises cassette.CassetteError (file, line)."""
         replayer = cls(validator, DatasetStore(strict_coverage=strict_coverage), now=now)
+        listings: list[Listing] = []
         for path, doc in cassette.load_dir(cassette_dir):
-            replayer.add_document(doc, source=str(path))
+            listings += replayer.add_document(doc, source=str(path))
             replayer.files += 1
+        replayer.merge_listings(listings)
         return replayer
 
-    def add_document(self, doc: dict[str, Any], source: str = "") -> None:
+    def add_document(self, doc: dict[str, Any], source: str = "") -> list["Listing"]:
+        """Index a cassette; returns its recorded listings for :meth:`merge_listings`."""
         for binding in doc.get("bindings") or ():
             self.store.add_binding(binding["userhash_sha256"], int(binding["xuid"]))
         for entry in doc.get("datasets") or ():
             self.store.add_hand_dataset(entry, source=source)
+        listings = []
         for interaction in doc.get("interactions") or ():
-            self.add_interaction(interaction)
+            listing = self.index_interaction(interaction)
+            if listing is not None:
+                listings.append(listing)
+        return listings
 
     def add_interaction(self, interaction: dict[str, Any]) -> None:
-        """Index a recorded interaction; a recorded 200 listing also merges into the datasets (R1)."""
+        """Index one interaction and merge it at once (a live recording)."""
+        listing = self.index_interaction(interaction)
+        if listing is not None:
+            self.merge_listings([listing])
+
+    def index_interaction(self, interaction: dict[str, Any]) -> "Listing | None":
+        """Index a recorded interaction for exact replay; a recorded 200 listing is returned
+        so that it can merge into the datasets (R1)."""
         request, response = interaction["request"], interaction["response"]
         method, url = request.get("method", "GET"), request["url"]
         self.interactions[interaction_key(method, url)] = interaction
         if response.get("status") != 200 or not isinstance(response.get("body"), dict):
-            return  # non-2xx responses are replayed verbatim but never merged into a dataset
+            return None  # non-2xx responses are replayed verbatim but never merged into a dataset
         headers = {k.lower(): str(v) for k, v in (request.get("headers") or {}).items()}
         headers["authorization"] = _PLACEHOLDER_AUTH
         check = self.validator.check_request(method, url, headers)
         query = check.query
         if check.endpoint != EP_LIST or not check.ok or query is None or query.shape is None:
-            return
-        locale = query.locales[0] if query.locales else "en-US"
+            return None
         params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
-        self.store.add_listing(
-            query.xuid, query.shape, locale, params, response["body"], interaction.get("recorded_at")
-        )
+        return Listing(query, params, response["body"], interaction.get("recorded_at") or "")
+
+    def merge_listings(self, listings: list["Listing"]) -> None:
+        """R1: dataset order is first-seen order, page by page. Files keep interactions in URL
+        order ("…Token=100" before "…Token=20"), so pages are merged in paging order: each
+        listing (a query without its paging) in the order it was first recorded, and its pages
+        by start offset."""
+        first: dict[tuple, str] = {}
+        for listing in listings:
+            group = listing.group
+            if group not in first or listing.recorded_at < first[group]:
+                first[group] = listing.recorded_at
+        listings = sorted(listings, key=lambda l: (first[l.group], l.group, l.query.start))
+        for l in listings:
+            q = l.query
+            locale = q.locales[0] if q.locales else "en-US"
+            self.store.add_listing(q.xuid, q.shape, locale, l.params, l.body, l.recorded_at or None)
 
     def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
                ) -> tuple[RequestCheck, Answer]:
