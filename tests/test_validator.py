@@ -452,3 +452,14 @@ def test_recursive_schema_reference_still_validates() -> None:
     tree = Validator(doc).schema("Tree")
     assert tree.is_valid({"id": 1, "children": [{"id": 2, "children": [{"id": 3}]}]})
     assert not tree.is_valid({"id": 1, "children": [{"id": 2, "children": [{"id": "x"}]}]})
+
+
+def test_r7_a_remembered_valid_item_does_not_hide_a_changed_one(validator: Validator) -> None:
+    """Valid items are remembered by content; the same item changed is checked again."""
+    body = v2_body(3)
+    assert validator.check_response(get(validator), 200, {}, body) == []
+    body["achievements"][1]["platforms"] = "Durango"  # R7 trap: not an array
+    found = validator.check_response(get(validator), 200, {}, body)
+    assert [(v.rule, v.name) for v in found] == [("R7", "/achievements/1/platforms")]
+    # The same wrong item is reported every time it is served, never remembered as valid.
+    assert validator.check_response(get(validator), 200, {}, body) == found
