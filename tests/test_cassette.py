@@ -209,3 +209,22 @@ def test_large_cassette_parsed_once(tmp_path, monkeypatch):
     write(path, text.replace("name: A7999", "nme: A7999"))
     with pytest.raises(AssertionError, match="parsed again"):
         cassette.load_file(path)
+
+
+def test_json_subset_cassette_reads_as_the_same_document(tmp_path):
+    """YAML's JSON subset (the bulk form) loads to exactly what the YAML form loads to."""
+    import json
+
+    doc = cassette.load_file(write(tmp_path / "a.yaml", VALID))
+    as_json = "# bulk form\n# written as JSON\n" + json.dumps(doc, indent=1)
+    assert cassette.load_file(write(tmp_path / "b.yaml", as_json)) == doc
+    # A flow mapping that is YAML but not JSON still loads, through YAML.
+    flow = '{xblreplay: 1, datasets: []}\n'
+    assert cassette.load_file(write(tmp_path / "c.yaml", flow)) == {"xblreplay": 1, "datasets": []}
+
+
+def test_json_subset_cassette_errors_keep_their_line(tmp_path):
+    text = '{\n "xblreplay": 1,\n "datasets": [\n  {"xuid": 1, "shape": "V3", "titles": []}\n ]\n}\n'
+    with pytest.raises(CassetteError) as err:
+        cassette.load_file(write(tmp_path / "bad.yaml", text))
+    assert err.value.line == 4 and "V3" in err.value.reason
