@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any, Iterator
 
-from .model import NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation
+from .model import ERROR, NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation, violations_header
 
 DEFAULT_LOCALE = "en-US"
 LRU_SIZE = 64
@@ -250,6 +250,22 @@ class _Compact:
         return item
 
 
+def _facts(item: dict | _Compact, shape: str, title: int) -> tuple[int, bool, str, str]:
+    """(Gamerscore, InProgress, serviceConfigId, title name) of an item; a compact entry stays compact."""
+    if isinstance(item, _Compact):
+        in_progress = item.unlocked is None and item.entry.get("progress") is not None
+        return (int(item.entry.get("gamerscore", 0)), in_progress and shape == "V2",
+                item.scid if shape == "V2" else "", item.title_name)
+    if shape == "V1":
+        return _as_int(item.get("gamerscore")) or 0, False, "", ""
+    score = sum(_as_int(r.get("value")) or 0 for r in item.get("rewards") or ()
+                if isinstance(r, dict) and r.get("type") == "Gamerscore")
+    name = next((str(ta.get("name") or "") for ta in item.get("titleAssociations") or ()
+                 if isinstance(ta, dict) and _as_int(ta.get("id")) == title), "")
+    return (score, item.get("progressState") == "InProgress", str(item.get("serviceConfigId", "")).lower(),
+            name)
+
+
 def definition(item: dict, shape: str) -> dict:
     """R3 possibleOnly: a copy of the item without the user's data (the item is not touched)."""
     out = dict(item)
@@ -272,6 +288,21 @@ def definition(item: dict, shape: str) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # One dataset
+
+
+@dataclass(frozen=True, slots=True)
+class TitleStats:
+    """Per-title aggregates of one dataset, for GET /users/xuid({xuid})/history/titles."""
+
+    title_id: int
+    name: str
+    scid: str  # V2 serviceConfigId ("" in V1)
+    achievements: int  # all achievements of the title
+    earned: int  # achievements Achieved (V1: unlocked)
+    progressed: bool  # some achievement InProgress
+    gamerscore: int  # Gamerscore of the earned achievements
+    max_gamerscore: int  # Gamerscore of all achievements of the title
+    last_unlock: str  # wire time of the most recent unlock, NEVER when none
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +337,7 @@ class _Dataset:
         self.by_category: list[list[int]] = [[], [], [], []]
         self.multi_title = False  # some item belongs to several titles
         self.version: str | None = None  # V1 top-level version, as recorded
+        self.title_names: dict[int, str] = {}  # names of hand-written titles (V1 items carry none)
         self.sources: list[str] = []
         # R2 coverage
         self.all_titles = False
@@ -321,6 +353,8 @@ class _Dataset:
         self._global: dict[tuple, list[int]] = {}
         self._lru: OrderedDict[tuple, list[int]] = OrderedDict()
         self._uncovered: list[int] | None = None
+        self._stats: dict[int, TitleStats] = {}
+        self._history: list[TitleStats] | None = None
 
     # -- building
 
@@ -345,6 +379,29 @@ class _Dataset:
             return
         if self._cached:
             self._invalidate()
+
+    def replace(self, pos: int, item: dict) -> None:
+        """Put an updated wire item at `pos` (same identity), dropping only the caches it affects.
+
+        The title aggregates of its titles always go; when its category or unlock time changed,
+        it is refiled, the UnlockTime rank goes and so do the cached results that hold either
+        category. Title order, time windows and coverage do not depend on progress.
+        """
+        old, meta = self.meta[pos], _wire_meta(item, self.shape)
+        self.items[pos], self.meta[pos] = item, meta
+        for t in meta.titles:
+            self._stats.pop(t, None)
+        self._history = None
+        if (old.category, old.unlocked_at) == (meta.category, meta.unlocked_at):
+            return
+        if old.category != meta.category:
+            self._unfile(pos, old)
+            self._file(pos, meta, append=False)
+        self._ranks.pop("UnlockTime", None)
+        touched = {old.category, meta.category}
+        for cache in (self._global, self._lru):
+            for key in [k for k in cache if not touched.isdisjoint(k[1])]:
+                del cache[key]
 
     def _lists(self, meta: _Meta) -> list[list[int]]:
         by_title, c = self.by_title, meta.category
@@ -492,6 +549,39 @@ class _Dataset:
             self._cached = True
         return rank
 
+    # -- title history
+
+    def history(self) -> list[TitleStats]:
+        """Titles with an achievement Achieved or InProgress: most recent unlock first, ties by title id."""
+        if self._history is None:
+            self._cached = True
+            listed = [s for s in map(self.title_stats, sorted(self.by_title)) if s.earned or s.progressed]
+            listed.sort(key=lambda s: s.last_unlock, reverse=True)  # stable: ties stay by title id
+            self._history = listed
+        return self._history
+
+    def title_stats(self, title: int) -> TitleStats:
+        stats = self._stats.get(title)
+        if stats is not None:
+            return stats
+        count = earned = gamerscore = total = 0
+        progressed, last, name, scid = False, "", self.title_names.get(title, ""), ""
+        for pos in chain.from_iterable(self.by_title.get(title, ())):
+            score, in_progress, item_scid, item_name = _facts(self.items[pos], self.shape, title)
+            meta = self.meta[pos]
+            progressed |= in_progress
+            scid, name = scid or item_scid, name or item_name
+            count += 1
+            total += score
+            if meta.category & UNLOCKED:
+                earned += 1
+                gamerscore += score
+                last = max(last, meta.unlocked_at)
+        stats = self._stats[title] = TitleStats(title, name, scid, count, earned, progressed, gamerscore, total,
+                                                last + "Z" if last else NEVER)
+        self._cached = True
+        return stats
+
     def wire(self, pos: int) -> dict:
         item = self.items[pos]
         if isinstance(item, _Compact):
@@ -509,6 +599,54 @@ class _Dataset:
 
 def _primary(locale: str) -> str:
     return locale.split("-", 1)[0].lower()
+
+
+def _coverage_gap(ds: _Dataset, titles: tuple[int, ...] | None) -> str:
+    """R2: why an answer over `titles` (None: all) may be partial, naming what is missing; "" if covered."""
+    missing = ds.missing(titles)
+    if not missing:
+        return ""
+    names = ", ".join(f"(xuid {ds.xuid}, titleId {'any other' if t is None else t})" for t in missing[:8])
+    more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+    return f"R2: not recorded completely for {ds.shape} {ds.locale}: {names}{more}"
+
+
+def _paging(ds: _Dataset, following: int, total: int) -> dict[str, Any]:
+    """R5: pagingInfo (and the V1 top-level version) of a page that ends before `following`."""
+    token = str(following) if following < total else None
+    if ds.shape == "V2":
+        return {"pagingInfo": {"continuationToken": token, "totalRecords": total}}
+    version = ds.version or NEVER
+    return {"pagingInfo": {"continuationToken": None if token is None else f"{token},{version}",
+                           "totalRecords": total},
+            "version": version}
+
+
+def _progressed(item: dict, percent: int, stamp: str) -> dict | None:
+    """A V2 item after a progressUpdate to `percent`, or None when nothing changes (304).
+
+    100 unlocks: Achieved, timeUnlocked `stamp`, every requirement's current = its target.
+    1-99: InProgress with the first requirement's current = target * percent / 100 rounded half
+    up, only when that is above the stored current (an item without an integer target keeps
+    no partial progress). An Achieved item never changes.
+    """
+    if item.get("progressState") == "Achieved":
+        return None
+    progression = item.get("progression") if isinstance(item.get("progression"), dict) else {}
+    requirements = list(progression.get("requirements") or ())
+    if percent >= 100:
+        requirements = [dict(r, current=r.get("target")) if isinstance(r, dict) else r for r in requirements]
+        return dict(item, progressState="Achieved",
+                    progression=dict(progression, requirements=requirements, timeUnlocked=stamp))
+    first = next((i for i, r in enumerate(requirements) if isinstance(r, dict)), None)
+    target = None if first is None else _as_int(requirements[first].get("target"))
+    if target is None:
+        return None
+    value = (target * percent + 50) // 100
+    if value <= (_as_int(requirements[first].get("current")) or 0):
+        return None
+    requirements[first] = dict(requirements[first], current=str(value))
+    return dict(item, progressState="InProgress", progression=dict(progression, requirements=requirements))
 
 
 def _diagnostic(status: int, rule: str, code: str, name: str, reason: str) -> Answer:
@@ -576,6 +714,7 @@ class DatasetStore:
             if tid is None:
                 raise ValueError(f"title id must be a non-negative integer, not {title.get('id')!r}")
             name = str(title.get("name", f"Title {tid}"))
+            ds.title_names[tid] = name
             scid = str(title.get("scid") or derived_scid(tid)).lower()
             for seq, a in enumerate(title.get("achievements") or ()):
                 if not isinstance(a, dict):
@@ -669,11 +808,8 @@ class DatasetStore:
         titles = None if query.title_ids is None else tuple(sorted(set(query.title_ids)))
         violations: list[Violation] = []
         reasons = [locale_note] if locale_note else []
-        missing = ds.missing(titles)
-        if missing:
-            names = ", ".join(f"(xuid {ds.xuid}, titleId {'any other' if t is None else t})" for t in missing[:8])
-            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-            reason = (f"R2: not recorded completely for {ds.shape} {ds.locale}: {names}{more}")
+        reason = _coverage_gap(ds, titles)
+        if reason:
             if self.strict_coverage:
                 return _diagnostic(404, "R2", "coverage", "titleId", reason)
             reason += "; answered from what is known"
@@ -699,15 +835,7 @@ class DatasetStore:
         if ds.shape == "V2" and not query.rarity:
             items = [{k: v for k, v in item.items() if k != "rarity"} if "rarity" in item else item
                      for item in items]
-        token = str(following) if following < total else None
-        body: dict[str, Any] = {"achievements": items}
-        if ds.shape == "V1":
-            version = ds.version or NEVER
-            body["pagingInfo"] = {"continuationToken": None if token is None else f"{token},{version}",
-                                  "totalRecords": total}
-            body["version"] = version
-        else:
-            body["pagingInfo"] = {"continuationToken": token, "totalRecords": total}
+        body: dict[str, Any] = {"achievements": items, **_paging(ds, following, total)}
         reason = "; ".join(reasons)
         return Answer(status=200, body=body, headers=[("X-Xblreplay-Reason", reason)] if reason else [],
                       violations=violations, reason=reason)
@@ -742,3 +870,126 @@ class DatasetStore:
         if shape == "V1":
             body["version"] = ds.version or NEVER
         return Answer(status=200, body=body)
+
+    def answer_history(self, xuid: int, shape: str | None, locales: tuple[str, ...] = (),
+                       start: int = 0, page_size: int = 32) -> Answer:
+        """GET /users/xuid({xuid})/history/titles from the chosen locale's dataset (R6), paged as R5.
+
+        The spec lists "titles in which the user unlocked or progressed achievements". Choice: a
+        title is listed when at least one of its achievements is Achieved or InProgress (V1:
+        unlocked); most recent lastUnlock first, ties by title id ascending. A title with progress
+        but no unlock has lastUnlock 0001-01-01T00:00:00.0000000Z, so it comes after the others.
+        V2 rows are UserTitle items (titleVersion "", titleType "LiveApp", platform "Durango").
+        V1 rows: lastPlayed is the last unlock, titleType 1, platforms [1], and sequence numbers
+        the listed titles from the oldest (1) to the most recent; the body has the top-level
+        version. Coverage gaps (R2) are warned about (404 with strict coverage).
+        """
+        if shape is None:  # R6: unsupported contract version
+            reason = "R6: unsupported contract version; empty list as for the achievements endpoint"
+            return Answer(status=200, body={"titles": [], "pagingInfo": {"continuationToken": None,
+                                                                           "totalRecords": 0}},
+                          headers=[("X-Xblreplay-Reason", reason)], reason=reason,
+                          violations=[Violation("R6", "header", "x-xbl-contract-version", WARNING, reason,
+                                                code="contract-version")])
+        ds, locale_note = self._resolve(int(xuid), shape, tuple(locales))
+        if ds is None:
+            return self._not_recorded(int(xuid), shape)
+        reasons, violations = [locale_note] if locale_note else [], []
+        gap = _coverage_gap(ds, None)
+        if gap:
+            if self.strict_coverage:
+                return _diagnostic(404, "R2", "coverage", "xuid", gap)
+            gap += "; answered from what is known"
+            reasons.append(gap)
+            violations.append(Violation("R2", "path", "xuid", WARNING, gap, code="coverage"))
+        listed = ds.history()
+        total = len(listed)
+        page = listed[start:start + page_size]
+        if shape == "V2":
+            titles = [{
+                "lastUnlock": s.last_unlock, "titleId": s.title_id, "titleVersion": "",
+                "serviceConfigId": s.scid, "titleType": "LiveApp", "platform": "Durango",
+                "name": s.name or self._title_name(ds, s.title_id), "earnedAchievements": s.earned,
+                "currentGamerscore": s.gamerscore, "maxGamerscore": s.max_gamerscore,
+            } for s in page]
+        else:
+            titles = [{
+                "lastPlayed": s.last_unlock, "currentAchievements": s.earned,
+                "currentGamerscore": s.gamerscore, "sequence": total - (start + i),
+                "titleId": s.title_id, "titleType": 1, "platforms": [1],
+                "name": s.name or self._title_name(ds, s.title_id),
+                "totalAchievements": s.achievements,
+                "totalGamerscore": s.max_gamerscore,
+            } for i, s in enumerate(page)]
+        reason = "; ".join(reasons)
+        return Answer(status=200, body={"titles": titles, **_paging(ds, start + len(page), total)},
+                      headers=[("X-Xblreplay-Reason", reason)] if reason else [],
+                      violations=violations, reason=reason)
+
+    def _title_name(self, ds: _Dataset, title: int) -> str:
+        """A title's name from another dataset of the same xuid (its own locale first), or ""."""
+        others = sorted((d for (x, _, _), d in self._datasets.items() if x == ds.xuid and d is not ds),
+                        key=lambda d: d.locale != ds.locale)
+        return next((d.title_stats(title).name for d in others if title in d.by_title
+                     and d.title_stats(title).name), "")
+
+    def apply_update(self, xuid: int, scid: str, body: dict, now: datetime) -> Answer:
+        """POST /users/xuid({xuid})/achievements/{scid}/update (spec §5), on the stored progress.
+
+        `body` is the schema-checked progressUpdate. Each achievement is changed in the V2
+        dataset of every locale that has it (see `_progressed`); an unlock also unlocks the V1
+        item with the same id in the achievement's title (unlocked, achieved flag bits,
+        timeUnlocked = `now`). Answers: 200 (empty) when something changed, 304 (empty) when
+        nothing did, 400 when userId or serviceConfigId contradicts the path, 404 (R9) when the
+        xuid has no V2 dataset or an achievement of the body is not recorded; nothing is changed
+        unless every achievement of the body is known.
+        """
+        xuid, scid = int(xuid), str(scid).lower()
+        wrong = [(f"/{key}", f"{key} {body.get(key)!r} is not the {what} of the path {value}")
+                 for key, same, what, value in (
+                     ("userId", _as_int(body.get("userId")) == xuid, "xuid", xuid),
+                     ("serviceConfigId", str(body.get("serviceConfigId", "")).lower() == scid, "scid", scid))
+                 if not same]
+        if wrong:
+            found = [Violation("R8", "body", name, ERROR, message, "path-mismatch") for name, message in wrong]
+            reason = f"R8 400: {found[0].message}"
+            return Answer(status=400, body={"errorCode": 4000, "errorMessage": found[0].message},
+                          headers=[("X-Xblreplay-Violations", violations_header(found))],
+                          violations=found, source="error", reason=reason)
+        v2 = [d for (x, s, _), d in self._datasets.items() if x == xuid and s == "V2"]
+        if not v2:
+            return self._not_recorded(xuid, "V2")
+        planned = []
+        for entry in body.get("achievements") or ():
+            key = (scid, str(entry.get("id")))
+            where = [(d, d.index[key]) for d in v2 if key in d.index]
+            if not where:
+                reason = f"R9: achievement {key[1]} of {scid} is not recorded for xuid {xuid} (V2, any locale)"
+                return _diagnostic(404, "R9", "not-recorded", "achievementid", reason)
+            planned.append((where, int(entry.get("percentComplete", 0))))
+        stamp = wire_time(now)
+        changed = False
+        for where, percent in planned:
+            for ds, pos in where:
+                item = _progressed(ds.wire(pos), percent, stamp)
+                if item is None:
+                    continue
+                ds.replace(pos, item)
+                changed = True
+                if item["progressState"] == "Achieved":
+                    self._unlock_v1(xuid, ds.meta[pos].titles, _as_int(item.get("id")), stamp)
+        if not changed:
+            return Answer(status=304, reason="no change: already unlocked or not above the stored progress")
+        return Answer(status=200)
+
+    def _unlock_v1(self, xuid: int, titles: tuple[int, ...], number: int | None, stamp: str) -> None:
+        for (x, shape, _), ds in self._datasets.items():
+            if x != xuid or shape != "V1":
+                continue
+            for pos in (ds.index[(t, number)] for t in titles if (t, number) in ds.index):
+                item = ds.wire(pos)
+                if item.get("unlocked") is True:
+                    continue
+                flags = item.get("flags")
+                ds.replace(pos, dict(item, unlocked=True, unlockedOnline=True, timeUnlocked=stamp,
+                                     flags=flags | V1_ACHIEVED | V1_ONLINE if isinstance(flags, int) else flags))

@@ -6,6 +6,7 @@ This is the part of replay that has nothing to do with mitmproxy; the addon and
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import cassette
 from .dataset import DatasetStore
-from .model import EP_DETAIL, EP_LIST, EP_OTHER, AchievementsQuery, Answer, RequestCheck, Violation
+from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, AchievementsQuery, Answer, RequestCheck, Violation
 from .validator import Validator, error_answer
 
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
@@ -139,17 +140,24 @@ class Replayer:
                ) -> tuple[RequestCheck, Answer]:
         """Validate and answer one request offline."""
         check = self.validator.check_request(method, url, headers, body)
-        return check, self.answer(check, method, url)
+        return check, self.answer(check, method, url, body)
 
-    def answer(self, check: RequestCheck, method: str, url: str) -> Answer:
+    def answer(self, check: RequestCheck, method: str, url: str, body: bytes | None = None) -> Answer:
+        """The answer to a checked request; `body` is the request body (the update endpoint needs it)."""
         if not check.ok:
             return error_answer(check)
         query = check.query
-        if check.endpoint == EP_LIST and query is not None:
+        if check.endpoint in (EP_LIST, EP_HISTORY) and query is not None:
             denied = self.store.check_binding(query.userhash, query.xuid)
             if denied is not None:
                 return denied
+            if check.endpoint == EP_HISTORY:
+                return self.store.answer_history(query.xuid, query.shape, query.locales,
+                                                 query.start, query.page_size)
             return self.store.answer(query, self._now())
+        if check.endpoint == EP_UPDATE and body:
+            p = check.path_params
+            return self.store.apply_update(p["xuid"], p["scid"], json.loads(body), self._now())
         if check.endpoint == EP_DETAIL and hasattr(self.store, "answer_detail"):
             p = check.path_params
             shape = query.shape if query is not None else "V2"
