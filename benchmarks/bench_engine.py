@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/bench_engine.py [--sizes 1000,10000,100000,1000000] [--yaml-max 100000]
 
 For each size a synthetic dataset (~50 achievements per title) is written as a cassette in the
-compact form (pyyaml C dumper), read back with the C safe loader and fed to
-`DatasetStore.add_hand_dataset`. Sizes above --yaml-max skip the YAML round trip (libyaml's
-Python-side object construction dominates there) and build from the same entries in memory.
+compact form, once as YAML (pyyaml C dumper) and once in YAML's JSON subset, and each is loaded
+through the real path (cassette.load_file, then DatasetStore.add_hand_dataset). Sizes above
+--yaml-max / --json-max skip that form (libyaml's Python-side object construction dominates
+YAML loads). The query store is then built from the same entries in memory.
 Then the median cost of `answer()` is measured over a mixed query set: filters, all four orders,
 early/middle/late pages, with and without titleId. "cold" is the first pass (index and cache
 building, lazy expansion), "warm" the median over the following passes.
@@ -15,6 +16,7 @@ Targets: warm median <= 50 us at 10k, sublinear growth, 100k load <= 1 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -28,6 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "addons"))
 
+from xblreplay import cassette  # noqa: E402
 from xblreplay.dataset import DatasetStore  # noqa: E402
 from xblreplay.model import ORDERS, AchievementsQuery  # noqa: E402
 
@@ -61,23 +64,32 @@ def make_entry(size: int, seed: int = 1) -> dict:
     return {"xuid": XUID, "shape": "V2", "locale": "en-US", "titles": titles}
 
 
-def load(entry: dict, via_yaml: bool) -> tuple[DatasetStore, float, float, int]:
-    """Returns (store, parse seconds, build seconds, RSS growth in bytes while building)."""
-    parse = 0.0
-    if via_yaml:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "bench.yaml"
-            path.write_text(yaml.dump({"xblreplay": 1, "datasets": [entry]}, Dumper=Dumper,
-                                      default_flow_style=None, sort_keys=False))
-            t0 = time.perf_counter()
-            entry = yaml.load(path.read_text(), Loader=Loader)["datasets"][0]
-            parse = time.perf_counter() - t0
+def load_cassette(entry: dict, form: str) -> tuple[DatasetStore, float]:
+    """Write the entry as a cassette in `form` ("yaml": block/flow YAML as written by hand or by
+    the recorder; "json": YAML's JSON subset), then time the real path: cassette.load_file
+    (parse + schema check, parse cache off) and DatasetStore.add_hand_dataset."""
+    doc = {"xblreplay": 1, "datasets": [entry]}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XBLREPLAY_CACHE_DIR"] = str(Path(tmp) / f"no-cache-{form}")
+        path = Path(tmp) / f"bench-{form}.yaml"
+        if form == "yaml":
+            path.write_text(yaml.dump(doc, Dumper=Dumper, default_flow_style=None, sort_keys=False))
+        else:
+            path.write_text("# bulk dataset\n" + json.dumps(doc, separators=(",", ":")))
+        t0 = time.perf_counter()
+        loaded = cassette.load_file(path)
+        store = DatasetStore()
+        store.add_hand_dataset(loaded["datasets"][0])
+        return store, time.perf_counter() - t0
+
+
+def build_in_memory(entry: dict) -> tuple[DatasetStore, float, int]:
+    """(store, build seconds, RSS growth in bytes while building)."""
     before = rss()
     t0 = time.perf_counter()
     store = DatasetStore()
     store.add_hand_dataset(entry)
-    build = time.perf_counter() - t0
-    return store, parse, build, rss() - before
+    return store, time.perf_counter() - t0, rss() - before
 
 
 def rss() -> int:
@@ -119,22 +131,28 @@ def time_queries(store: DatasetStore, queries: list[AchievementsQuery], passes: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000,100000,1000000")
-    ap.add_argument("--yaml-max", type=int, default=100000, help="largest size loaded through YAML")
+    ap.add_argument("--yaml-max", type=int, default=100000, help="largest size loaded from the YAML form")
+    ap.add_argument("--json-max", type=int, default=1000000, help="largest size loaded from the JSON form")
     ap.add_argument("--passes", type=int, default=15)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {sys.version.split()[0]}, yaml C loader: {Loader.__name__}, pid {os.getpid()}")
-    print(f"{'size':>9} {'yaml parse s':>12} {'build s':>8} {'+RSS MB':>10} "
+    print("load = cassette.load_file (parse + schema check, no cache) + DatasetStore build")
+    print(f"{'size':>9} {'load yaml s':>11} {'load json s':>11} {'build s':>8} {'+RSS MB':>8} "
           f"{'cold med us':>12} {'warm med us':>12}")
     rows = []
     for size in sizes:
         entry = make_entry(size)
-        store, parse, build, memory = load(entry, size <= args.yaml_max)
+        timed = {}
+        for form, limit in (("yaml", args.yaml_max), ("json", args.json_max)):
+            if size <= limit:
+                _, timed[form] = load_cassette(entry, form)
+        store, build, memory = build_in_memory(entry)
         del entry
         cold, warm = time_queries(store, mixed_queries(size, random.Random(size)), args.passes)
         rows.append((size, warm))
-        shown = f"{parse:12.2f}" if size <= args.yaml_max else f"{'(skipped)':>12}"
-        print(f"{size:>9} {shown} {build:8.2f} {memory / 2**20:10.1f} {cold:12.1f} {warm:12.1f}", flush=True)
+        shown = "".join(f"{timed[f]:11.2f} " if f in timed else f"{'(skipped)':>11} " for f in ("yaml", "json"))
+        print(f"{size:>9} {shown}{build:8.2f} {memory / 2**20:8.1f} {cold:12.1f} {warm:12.1f}", flush=True)
     for (a, wa), (b, wb) in zip(rows, rows[1:]):
         print(f"warm median ratio {b}/{a} ({b // a}x data): {wb / wa:.2f}x")
 

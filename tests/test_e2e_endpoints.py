@@ -60,7 +60,6 @@ def test_history_titles_counts_from_the_cassette(tmp_path):
 # The addon's request hook calls Replayer.answer(check, method, url) without the request body, so
 # the update cannot reach the datasets yet; passing `req.raw_content or None` as the fourth
 # argument makes this pass (strict: remove the mark when it does).
-@pytest.mark.xfail(strict=True, reason="addon.py does not pass the request body to Replayer.answer")
 def test_update_unlocks_then_listing_shows_it_first_and_a_repeat_is_304(tmp_path):
     locked = [a for a in next(t for t in example_titles() if t["id"] == STARFALL)["achievements"]
               if "unlocked" not in a and "progress" not in a]

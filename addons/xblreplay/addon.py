@@ -286,7 +286,7 @@ class Achievements:
         if self.mode == "record":
             return self._forward(flow)
         assert self.replayer is not None
-        answer = self.replayer.answer(check, req.method, url)
+        answer = self.replayer.answer(check, req.method, url, req.raw_content or None)
         if self.mode == "replay-or-record" and check.ok and any(v.code in RECORD_CODES for v in answer.violations):
             return self._forward(flow)
         self._answer(flow, state, answer)
