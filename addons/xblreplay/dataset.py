@@ -23,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from .model import ERROR, NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation, violations_header
 
@@ -85,8 +85,7 @@ def _as_int(value: Any) -> int | None:
 # Items: metadata of wire objects and compact entries, expansion, possibleOnly definitions
 
 
-@dataclass(frozen=True, slots=True)
-class _Meta:
+class _Meta(NamedTuple):  # a tuple: built once per item, the cheapest immutable record
     ident: tuple  # (serviceConfigId, id) in V2, (titleId, id) in V1 (R1)
     titles: tuple[int, ...]  # title association ids (V2) or (titleId,) (V1)
     number: int  # numeric id for R4 Title
@@ -133,31 +132,33 @@ class _Compact:
     __slots__ = ("entry", "title_id", "title_name", "scid", "sequence", "unlocked", "window")
 
     def __init__(self, entry: dict, title_id: int, title_name: str, scid: str, sequence: int) -> None:
-        where = f"title {title_id} achievement {entry.get('id')!r}"
+        def bad(what: str) -> ValueError:
+            return ValueError(f"title {title_id} achievement {entry.get('id')!r}: {what}")
+
         if _as_int(entry.get("id")) is None:
-            raise ValueError(f"{where}: `id` must be a non-negative integer")
+            raise bad("`id` must be a non-negative integer")
         if entry.get("type", "Persistent") not in TYPES:
-            raise ValueError(f"{where}: `type` must be one of {', '.join(TYPES)}")
+            raise bad(f"`type` must be one of {', '.join(TYPES)}")
         self.unlocked = None
         if entry.get("unlocked") is not None:
             self.unlocked = wire_time(entry["unlocked"])
             if self.unlocked is None:
-                raise ValueError(f"{where}: `unlocked` must be an ISO time")
+                raise bad("`unlocked` must be an ISO time")
             if self.unlocked == NEVER:
                 self.unlocked = None
         progress = entry.get("progress")
         if progress is not None and not (
             isinstance(progress, list) and len(progress) == 2 and all(_as_int(p) is not None for p in progress)
         ):
-            raise ValueError(f"{where}: `progress` must be [current, target]")
+            raise bad("`progress` must be [current, target]")
         self.window = None
         window = entry.get("window")
         if window is not None:
             if entry.get("type", "Challenge") != "Challenge":
-                raise ValueError(f"{where}: a `window` needs type Challenge")
+                raise bad("a `window` needs type Challenge")
             bounds = (wire_time(window.get("start")), wire_time(window.get("end"))) if isinstance(window, dict) else ()
             if len(bounds) != 2 or None in bounds:
-                raise ValueError(f"{where}: `window` must be {{start, end}} ISO times")
+                raise bad("`window` must be {start, end} ISO times")
             self.window = {"startDate": bounds[0], "endDate": bounds[1]}
         self.entry, self.title_id, self.title_name, self.scid, self.sequence = (
             entry, title_id, title_name, scid, sequence)
