@@ -359,7 +359,9 @@ class Achievements:
             self._log(flow, state, None)
 
     def _log(self, flow: http.HTTPFlow, state: FlowState, status: int | None) -> None:
-        source = f"fault:{state.fault}" if state.fault and state.source == "upstream" else state.source
+        # A reset, cut or emptied answer is logged as the fault, whoever produced the answer
+        # (upstream in validate/record, dataset or interaction in replay); 503/500 are "fault".
+        source = f"fault:{state.fault}" if state.fault and state.source != "fault" else state.source
         violations = state.violations or list(state.check.violations)
         if self.patterns is not None:
             q = state.check.query
