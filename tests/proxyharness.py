@@ -141,6 +141,7 @@ class Upstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK wait
 
             def setup(self) -> None:
                 upstream.connections += 1

@@ -228,3 +228,19 @@ def test_json_subset_cassette_errors_keep_their_line(tmp_path):
     with pytest.raises(CassetteError) as err:
         cassette.load_file(write(tmp_path / "bad.yaml", text))
     assert err.value.line == 4 and "V3" in err.value.reason
+
+
+def test_written_cassettes_are_yaml_and_json_alike(tmp_path):
+    """The canonical written form is in YAML's JSON subset: both parsers read the same document,
+    including characters YAML does not allow raw."""
+    import json
+
+    import yaml
+
+    doc = cassette.load_file(write(tmp_path / "a.yaml", VALID))
+    doc["interactions"][0]["response"]["body"]["note"] = "caf\u00e9 \u2603 \x85 \x7f \ufeff \u2028 \U0001f600"
+    data = cassette.dump(doc)
+    assert yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) == doc
+    assert json.loads(data[data.index(b"{"):]) == doc
+    # Header, braces, a line per top-level key, a line per interaction and its closing bracket.
+    assert data.count(b"\n") == 4 + len(doc) + len(doc["interactions"])
