@@ -11,6 +11,8 @@ import string
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xblreplay import cassette, redact
 from xblreplay.recorder import Recorder
@@ -151,3 +153,18 @@ def test_redact_url_keeps_known_parameters():
     assert redact.redact_url(url) == f"{BASE}?titleId=1,2&continuationToken=32&maxItems=5&debug=1"
     assert redact.redact_url(f"https://user:pw@achievements.xboxlive.com/x?a=1") == \
         "https://achievements.xboxlive.com/x?a=1"
+
+_pieces = st.sampled_from(["", "ok", "eyJhbGciOiJIUzI1NiJ9.e30.sig", "XBL3.0 x=1;t", "A" * 44, "\"", "\\",
+                           "s3cr3t-value", "a\"b\\c-secret", "https://x.invalid/a", "0001-01-01T00:00:00Z"])
+_strings = st.lists(_pieces, max_size=3).map("".join)
+_json = st.recursive(st.none() | st.booleans() | st.integers() | _strings,
+                     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_strings, kids, max_size=4),
+                     max_leaves=20)
+
+
+@given(body=_json, secret=st.sampled_from(["s3cr3t-value", "a\"b\\c-secret", "no-such-secret"]))
+@settings(max_examples=300, deadline=None)
+def test_fast_redaction_check_agrees_with_the_full_walk(body, secret):
+    """redact_body skips the walk only when the walk would change nothing."""
+    pattern = redact.secret_pattern({"header": secret})
+    assert redact.redact_body(body, pattern) == redact._redact_value(body, pattern)

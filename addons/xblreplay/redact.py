@@ -8,6 +8,7 @@ The caller's userhash is kept only as its SHA-256 (``bindings``).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -98,14 +99,40 @@ def redact_text(value: str, secret_re: re.Pattern[str] | None = None) -> str:
     return secret_re.sub(REDACTED, value) if secret_re else value
 
 
+# In a JSON text: a string that _BLOB_RE matches whole, or the start of a token.
+_BLOB_STRING_RE = re.compile(r'"[A-Za-z0-9+/=_.-]{40,}"')
+# In a secret_pattern (re.escape'd values): a character JSON escapes ('"', a control character,
+# or a backslash, which re.escape doubles), so the secret would not appear verbatim in JSON text.
+_JSON_ESCAPED = re.compile(r'["\x00-\x1f]|\\\\')
+
+
+def needs_redaction(obj: Any, secret_re: re.Pattern[str] | None = None) -> bool:
+    """Whether :func:`redact_body` would change anything, decided on the JSON text at C speed
+    (a recorded page is thousands of strings; almost none hold anything to redact)."""
+    if secret_re is not None and _JSON_ESCAPED.search(secret_re.pattern):
+        return True  # a secret JSON would escape: only the walk can tell
+    try:
+        text = json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return True
+    return bool(_BLOB_STRING_RE.search(text) or _TOKEN_RE.search(text)
+                or (secret_re is not None and secret_re.search(text)))
+
+
 def redact_body(obj: Any, secret_re: re.Pattern[str] | None = None) -> Any:
     """A copy of a JSON value with token-shaped or secret-holding strings replaced."""
+    if not needs_redaction(obj, secret_re):
+        return obj
+    return _redact_value(obj, secret_re)
+
+
+def _redact_value(obj: Any, secret_re: re.Pattern[str] | None) -> Any:
     if isinstance(obj, str):
         return redact_text(obj, secret_re)
     if isinstance(obj, dict):
-        return {k: redact_body(v, secret_re) for k, v in obj.items()}
+        return {k: _redact_value(v, secret_re) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [redact_body(v, secret_re) for v in obj]
+        return [_redact_value(v, secret_re) for v in obj]
     return obj
 
 
