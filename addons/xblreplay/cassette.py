@@ -271,15 +271,25 @@ def _json(value: Any) -> str:
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def dump(doc: Any) -> bytes:
+def dump(doc: Any, memo: dict[int, tuple[Any, str]] | None = None) -> bytes:
     """The canonical form of a written cassette: YAML's JSON subset, keys sorted, one top-level
     key and one interaction per line. It is still YAML (any YAML reader loads it) and diffs and
     merges line by line; writing it runs at C speed (a recorded page costs ~0.2 ms against ~11 ms
-    for block YAML), so recording keeps up with the proxy, and loading takes the JSON path."""
+    for block YAML), so recording keeps up with the proxy, and loading takes the JSON path.
+
+    ``memo`` (id -> (interaction, line)) reuses the lines of interactions already written, which
+    are never changed in place; on return it holds exactly the lines of this document."""
     keys = [k for k in _FIRST_KEYS if k in doc] + sorted(k for k in doc if k not in _FIRST_KEYS and k != "interactions")
     lines = [f" {_json(k)}: {_json(doc[k])}" for k in keys]
     if "interactions" in doc:
-        rows = ",\n".join("  " + _json(i) for i in doc["interactions"])
+        old, fresh = memo or {}, {}
+        for i in doc["interactions"]:
+            hit = old.get(id(i))
+            fresh[id(i)] = hit if hit is not None and hit[0] is i else (i, "  " + _json(i))
+        if memo is not None:
+            memo.clear()
+            memo.update(fresh)
+        rows = ",\n".join(line for _, line in fresh.values())
         lines.append(f' "interactions": [\n{rows}\n ]' if rows else ' "interactions": []')
     return (_HEADER + "{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
 
@@ -330,7 +340,7 @@ def update_file(
     with file_lock(path):
         old_bytes, old = _current(path)
         doc = merge(old)
-        data = dump(doc)
+        data = dump(doc, _lines.setdefault(path, {}))
         findings = redact.leak_scan(data, secrets or {})
         if findings:
             raise redact.LeakError(str(path), findings)
@@ -340,6 +350,8 @@ def update_file(
         _last_written[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), data, doc)
 
 
+# path -> the JSON lines of the interactions of this process's last write (see dump).
+_lines: dict[Path, dict[int, tuple[Any, str]]] = {}
 # path -> ((inode, mtime, size), bytes, doc) of this process's last write: an unchanged file is
 # not parsed again (every write is a new inode, so another writer's change is always seen).
 _last_written: dict[Path, tuple[tuple[int, int, int], bytes, dict]] = {}

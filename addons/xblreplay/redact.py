@@ -87,12 +87,28 @@ def request_secrets(
     return {k: v for k, v in found.items() if len(v) >= MIN_SECRET_LEN}
 
 
-def secret_pattern(secrets: Mapping[str, str]) -> re.Pattern[str] | None:
+class SecretPattern:
+    """The exchange's secret values as one pattern. ``search``/``sub`` look for the plain values
+    first (substring search is ~10x faster than a regex alternation over a 32 KiB page)."""
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+        self.regex = re.compile("|".join(map(re.escape, values)))
+        self.pattern = self.regex.pattern
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.regex.search(text) if any(v in text for v in self.values) else None
+
+    def sub(self, repl: str, text: str) -> str:
+        return self.regex.sub(repl, text) if any(v in text for v in self.values) else text
+
+
+def secret_pattern(secrets: Mapping[str, str]) -> SecretPattern | None:
     values = sorted({v for v in secrets.values() if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, values))) if values else None
+    return SecretPattern(values) if values else None
 
 
-def redact_text(value: str, secret_re: re.Pattern[str] | None = None) -> str:
+def redact_text(value: str, secret_re: SecretPattern | None = None) -> str:
     if _BLOB_RE.fullmatch(value):
         return REDACTED
     value = _TOKEN_RE.sub(REDACTED, value)
@@ -106,7 +122,7 @@ _BLOB_STRING_RE = re.compile(r'"[A-Za-z0-9+/=_.-]{40,}"')
 _JSON_ESCAPED = re.compile(r'["\x00-\x1f]|\\\\')
 
 
-def needs_redaction(obj: Any, secret_re: re.Pattern[str] | None = None) -> bool:
+def needs_redaction(obj: Any, secret_re: SecretPattern | None = None) -> bool:
     """Whether :func:`redact_body` would change anything, decided on the JSON text at C speed
     (a recorded page is thousands of strings; almost none hold anything to redact)."""
     if secret_re is not None and _JSON_ESCAPED.search(secret_re.pattern):
@@ -115,18 +131,19 @@ def needs_redaction(obj: Any, secret_re: re.Pattern[str] | None = None) -> bool:
         text = json.dumps(obj, ensure_ascii=False)
     except (TypeError, ValueError):
         return True
-    return bool(_BLOB_STRING_RE.search(text) or _TOKEN_RE.search(text)
+    return bool(_BLOB_STRING_RE.search(text)
+                or (("eyJ" in text or "XBL" in text) and _TOKEN_RE.search(text))  # the tokens' prefixes
                 or (secret_re is not None and secret_re.search(text)))
 
 
-def redact_body(obj: Any, secret_re: re.Pattern[str] | None = None) -> Any:
+def redact_body(obj: Any, secret_re: SecretPattern | None = None) -> Any:
     """A copy of a JSON value with token-shaped or secret-holding strings replaced."""
     if not needs_redaction(obj, secret_re):
         return obj
     return _redact_value(obj, secret_re)
 
 
-def _redact_value(obj: Any, secret_re: re.Pattern[str] | None) -> Any:
+def _redact_value(obj: Any, secret_re: SecretPattern | None) -> Any:
     if isinstance(obj, str):
         return redact_text(obj, secret_re)
     if isinstance(obj, dict):
