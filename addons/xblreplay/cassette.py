@@ -271,6 +271,16 @@ def _json(value: Any) -> str:
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def interaction_line(interaction: dict) -> str:
+    """One interaction as written in a cassette (its own line)."""
+    return "  " + _json(interaction)
+
+
+def remember_line(path: str | os.PathLike, interaction: dict, line: str) -> None:
+    """Offer the next write of ``path`` a line already made for ``interaction``."""
+    _lines.setdefault(Path(path), {})[id(interaction)] = (interaction, line)
+
+
 def dump(doc: Any, memo: dict[int, tuple[Any, str]] | None = None) -> bytes:
     """The canonical form of a written cassette: YAML's JSON subset, keys sorted, one top-level
     key and one interaction per line. It is still YAML (any YAML reader loads it) and diffs and
@@ -285,7 +295,7 @@ def dump(doc: Any, memo: dict[int, tuple[Any, str]] | None = None) -> bytes:
         old, fresh = memo or {}, {}
         for i in doc["interactions"]:
             hit = old.get(id(i))
-            fresh[id(i)] = hit if hit is not None and hit[0] is i else (i, "  " + _json(i))
+            fresh[id(i)] = hit if hit is not None and hit[0] is i else (i, interaction_line(i))
         if memo is not None:
             memo.clear()
             memo.update(fresh)

@@ -97,7 +97,11 @@ def build_interaction(
             except ValueError:
                 pass
         if parsed is not None:
-            response["body"] = redact.redact_body(parsed[0], secret_re)
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            response["body"] = redact.redact_body(parsed[0], secret_re, text)
         else:
             response["body_text"] = redact.redact_text(body.decode("utf-8", "replace"), secret_re)
     interaction = {
@@ -222,12 +226,14 @@ class Recorder:
             path = cassette_path(self.cassette_dir, url)
             try:
                 interaction, secrets = build_interaction(*item)
-                findings = redact.leak_scan(cassette.dump(interaction), secrets)
+                line = cassette.interaction_line(interaction)
+                findings = redact.leak_scan(line.encode("utf-8"), secrets)
                 if findings:
                     raise redact.LeakError(f"{path} ({method} {urlsplit(url).path})", findings)
             except Exception as exc:
                 self._report(exc)
                 continue
+            cassette.remember_line(path, interaction, line)
             new, bindings, file_secrets = files.setdefault(path, ({}, set(), {}))
             new[_key(interaction)] = interaction
             file_secrets.update(secrets)

@@ -122,23 +122,27 @@ _BLOB_STRING_RE = re.compile(r'"[A-Za-z0-9+/=_.-]{40,}"')
 _JSON_ESCAPED = re.compile(r'["\x00-\x1f]|\\\\')
 
 
-def needs_redaction(obj: Any, secret_re: SecretPattern | None = None) -> bool:
+def needs_redaction(obj: Any, secret_re: SecretPattern | None = None, text: str | None = None) -> bool:
     """Whether :func:`redact_body` would change anything, decided on the JSON text at C speed
-    (a recorded page is thousands of strings; almost none hold anything to redact)."""
+    (a recorded page is thousands of strings; almost none hold anything to redact). ``text`` is
+    the JSON the value was parsed from, used as is when it has no escapes (then every string
+    stands in it verbatim)."""
     if secret_re is not None and _JSON_ESCAPED.search(secret_re.pattern):
         return True  # a secret JSON would escape: only the walk can tell
-    try:
-        text = json.dumps(obj, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return True
+    if text is None or "\\" in text:
+        try:
+            text = json.dumps(obj, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return True
     return bool(_BLOB_STRING_RE.search(text)
                 or (("eyJ" in text or "XBL" in text) and _TOKEN_RE.search(text))  # the tokens' prefixes
                 or (secret_re is not None and secret_re.search(text)))
 
 
-def redact_body(obj: Any, secret_re: SecretPattern | None = None) -> Any:
-    """A copy of a JSON value with token-shaped or secret-holding strings replaced."""
-    if not needs_redaction(obj, secret_re):
+def redact_body(obj: Any, secret_re: SecretPattern | None = None, text: str | None = None) -> Any:
+    """A copy of a JSON value with token-shaped or secret-holding strings replaced (``text``:
+    the JSON it was parsed from, if at hand)."""
+    if not needs_redaction(obj, secret_re, text):
         return obj
     return _redact_value(obj, secret_re)
 
