@@ -58,6 +58,7 @@ class FlowState:
     answer: Answer | None = None
     fault: str | None = None
     violations: list[Violation] = field(default_factory=list)
+    parsed: tuple | None = None  # (JSON body,) once parsed
 
 
 def title_key(check: RequestCheck) -> str:
@@ -328,12 +329,15 @@ class Achievements:
         self._log(flow, state, resp.status_code)
 
     def _json_body(self, state: FlowState, resp: http.Response) -> Any:
+        """The response's JSON body (None when it is not JSON), parsed once per flow."""
         if state.answer is not None and not isinstance(state.answer.body, (bytes, bytearray)):
             return state.answer.body
-        try:
-            return json.loads(resp.get_content() or b"null")
-        except (ValueError, UnicodeDecodeError):
-            return None
+        if state.parsed is None:
+            try:
+                state.parsed = (json.loads(resp.get_content() or b"null"),)
+            except (ValueError, UnicodeDecodeError):
+                state.parsed = (None,)
+        return state.parsed[0]
 
     def _record(self, flow: http.HTTPFlow, state: FlowState) -> None:
         req, resp = flow.request, flow.response
@@ -343,6 +347,7 @@ class Achievements:
             resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
             resp.get_content() or b"", resp.headers.get("content-type", ""), latency_ms,
             datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            state.parsed if state.parsed is not None and state.parsed[0] is not None else None,
         )
         if self.mode == "replay-or-record" and self.replayer is not None and resp.status_code == 200:
             body = self._json_body(state, resp)

@@ -17,6 +17,7 @@ import json
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,8 +81,10 @@ def build_interaction(
     content_type: str | None,
     latency_ms: float,
     recorded_at: datetime | str | None,
+    parsed: tuple | None = None,
 ) -> tuple[dict, dict[str, str]]:
-    """A redacted cassette interaction and the exchange's secrets (for the leak scan)."""
+    """A redacted cassette interaction and the exchange's secrets (for the leak scan).
+    ``parsed``: ``(value,)`` when the caller already parsed the JSON body."""
     secrets = redact.request_secrets(url, request_headers, response_headers)
     secret_re = redact.secret_pattern(secrets)
     response: dict = {
@@ -90,8 +93,7 @@ def build_interaction(
         "latency_ms": round(max(float(latency_ms), 0.0), 1),
     }
     if body:
-        parsed = None
-        if content_type and "json" in content_type.lower():
+        if parsed is None and content_type and "json" in content_type.lower():
             try:
                 parsed = (json.loads(body),)
             except ValueError:
@@ -165,10 +167,12 @@ class Recorder:
         content_type: str | None,
         latency_ms: float,
         recorded_at: datetime | str | None = None,
+        parsed: tuple | None = None,
     ) -> None:
-        """Queues one exchange (``body`` already decoded); never touches the disk."""
+        """Queues one exchange (``body`` already decoded; ``parsed``: ``(value,)`` when its JSON
+        was already parsed, never changed afterwards); never touches the disk."""
         item = (method, url, dict(request_headers), status, dict(response_headers), body, content_type,
-                latency_ms, recorded_at)
+                latency_ms, recorded_at, parsed)
         with self._cond:
             if self._closed:
                 raise RuntimeError("recorder is closed")
@@ -234,6 +238,7 @@ class Recorder:
                 self._report(exc)
                 continue
             cassette.remember_line(path, interaction, line)
+            time.sleep(0)  # let the proxy's event loop run between items: its latency comes first
             new, bindings, file_secrets = files.setdefault(path, ({}, set(), {}))
             new[_key(interaction)] = interaction
             file_secrets.update(secrets)
