@@ -234,3 +234,30 @@ def test_import_flows(tmp_path):
     assert items[0]["response"]["latency_ms"] == pytest.approx((flows[0].response.timestamp_end
                                                                 - flows[0].request.timestamp_start) * 1000, abs=0.1)
     assert b"eyJsecret" not in path.read_bytes()
+
+
+def test_bodies_are_written_as_the_service_sent_them_and_kept_byte_for_byte(tmp_path):
+    """A one-line JSON body is written verbatim (its own key order); lines already on disk
+    survive a later write by another process unchanged; a body that cannot stand on one line
+    is written in the canonical form. Every form loads to the same document."""
+    path = tmp_path / f"recorded/{XUID}/1234.yaml"
+    service = b'{"pagingInfo": {"totalRecords": 1, "continuationToken": null}, "achievements": [{"name": "Z", "id": "1"}]}'
+    rec = Recorder(tmp_path)
+    record(rec, f"{BASE}?titleId=1234", service)
+    rec.close()
+    first = path.read_bytes()
+    assert service in first
+    # Another process (no memory of the write) adds an interaction: the first line stays as it was.
+    cassette._lines.clear()
+    cassette._last_written.clear()
+    pretty = json.dumps(json.loads(service), indent=2).encode()  # several lines: canonical form
+    rec = Recorder(tmp_path)
+    record(rec, f"{BASE}?titleId=1234&maxItems=5", pretty)
+    rec.close()
+    second = path.read_bytes()
+    old_line = next(line for line in first.splitlines() if service in line)
+    assert old_line.rstrip(b",") in second.splitlines() or old_line + b"," in second.splitlines()
+    canonical = json.dumps(json.loads(service), sort_keys=True, separators=(", ", ": "), ensure_ascii=False)
+    assert canonical.encode() in second
+    bodies = [i["response"]["body"] for i in interactions(path)]
+    assert bodies == [json.loads(service)] * 2

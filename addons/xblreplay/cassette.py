@@ -264,6 +264,7 @@ def lint(path: str | os.PathLike) -> list[CassetteError]:
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _HEADER = "# xblreplay cassette, format v1, in YAML's JSON subset: one interaction per line.\n"
 _FIRST_KEYS = ("xblreplay", "recorded_at", "bindings", "datasets")
+_ROWS_START = ',\n "interactions": [\n'
 
 
 def _json(value: Any) -> str:
@@ -271,36 +272,83 @@ def _json(value: Any) -> str:
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def interaction_line(interaction: dict) -> str:
-    """One interaction as written in a cassette (its own line)."""
-    return "  " + _json(interaction)
+# A JSON text that can stand in a cassette line as it is: one line, no character YAML reads
+# differently, no escaped surrogate pair (YAML decodes \\u escapes one by one).
+_RAW_UNSAFE = re.compile(_YAML_UNSAFE.pattern[:-1] + "\n\r]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89abAB]")
+
+
+def raw_json(text: str | None) -> str | None:
+    """``text`` (a JSON document) if it can be written verbatim in a cassette line, else None."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or _RAW_UNSAFE.search(text) or ("\\u" in text and _ESCAPED_SURROGATE.search(text)):
+        return None
+    return text
+
+
+def interaction_line(interaction: dict, raw_body: str | None = None) -> str:
+    """One interaction as written in a cassette (its own line). With ``raw_body`` (from
+    :func:`raw_json`, the JSON text the response body was parsed from) the body is written as
+    the service sent it: no second serialization, and the service's own key order."""
+    if raw_body is None:
+        return "  " + _json(interaction)
+    rest = _json({k: v for k, v in interaction.items() if k != "response"})
+    response = _json({k: v for k, v in interaction["response"].items() if k != "body"})
+    # Sorted keys: "response" comes after "recorded_at" and "request", "body" first in it.
+    response = '{"body": ' + raw_body + (", " + response[1:] if response != "{}" else "}")
+    return "  " + rest[:-1] + ', "response": ' + response + "}"
+
+
+def _line_memo(data: bytes, doc: dict) -> dict[int, tuple[Any, str]]:
+    """The line of each interaction of a file in the written form, as it stands in the file,
+    so that a rewrite keeps every line it does not replace byte for byte."""
+    interactions = doc.get("interactions") or []
+    text = data.decode("utf-8")
+    start = text.find(_ROWS_START)
+    end = text.rfind("\n ]\n}")
+    if not interactions or start < 0 or end < start:
+        return {}
+    rows = text[start + len(_ROWS_START):end].split(",\n")
+    if len(rows) != len(interactions):
+        return {}
+    return {id(i): (i, row) for i, row in zip(interactions, rows)}
 
 
 def remember_line(path: str | os.PathLike, interaction: dict, line: str) -> None:
-    """Offer the next write of ``path`` a line already made for ``interaction``."""
+    """Offer the next write of ``path`` a line already made, and leak-scanned, for ``interaction``."""
     _lines.setdefault(Path(path), {})[id(interaction)] = (interaction, line)
 
 
-def dump(doc: Any, memo: dict[int, tuple[Any, str]] | None = None) -> bytes:
+def dump(doc: Any, memo: dict[int, tuple[Any, str]] | None = None, unscanned: list[str] | None = None) -> bytes:
     """The canonical form of a written cassette: YAML's JSON subset, keys sorted, one top-level
     key and one interaction per line. It is still YAML (any YAML reader loads it) and diffs and
     merges line by line; writing it runs at C speed (a recorded page costs ~0.2 ms against ~11 ms
     for block YAML), so recording keeps up with the proxy, and loading takes the JSON path.
 
-    ``memo`` (id -> (interaction, line)) reuses the lines of interactions already written, which
-    are never changed in place; on return it holds exactly the lines of this document."""
+    ``memo`` (id -> (interaction, line)) reuses the lines of interactions already written or
+    offered by :func:`remember_line` (interactions are never changed in place); on return it
+    holds exactly the lines of this document. ``unscanned`` receives every line that did not
+    come from the memo, i.e. what a leak scan still has to see."""
     keys = [k for k in _FIRST_KEYS if k in doc] + sorted(k for k in doc if k not in _FIRST_KEYS and k != "interactions")
     lines = [f" {_json(k)}: {_json(doc[k])}" for k in keys]
+    if unscanned is not None:
+        unscanned += lines
     if "interactions" in doc:
         old, fresh = memo or {}, {}
         for i in doc["interactions"]:
             hit = old.get(id(i))
-            fresh[id(i)] = hit if hit is not None and hit[0] is i else (i, interaction_line(i))
+            if hit is None or hit[0] is not i:
+                hit = (i, interaction_line(i))
+                if unscanned is not None:
+                    unscanned.append(hit[1])
+            fresh[id(i)] = hit
         if memo is not None:
             memo.clear()
             memo.update(fresh)
         rows = ",\n".join(line for _, line in fresh.values())
-        lines.append(f' "interactions": [\n{rows}\n ]' if rows else ' "interactions": []')
+        lines.append(_ROWS_START[2:] + rows + "\n ]" if rows else ' "interactions": []')
     return (_HEADER + "{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
 
 
@@ -348,10 +396,17 @@ def update_file(
     """
     path = Path(path)
     with file_lock(path):
-        old_bytes, old = _current(path)
+        old_bytes, old, from_disk = _current(path)
+        memo = _lines.setdefault(path, {})
+        unscanned: list[str] = []
+        if from_disk:  # written by another process or by hand: keep its lines, scan it once
+            memo.clear()
+            memo.update(_line_memo(old_bytes, old))
+            unscanned.append(old_bytes.decode("utf-8", "replace"))
         doc = merge(old)
-        data = dump(doc, _lines.setdefault(path, {}))
-        findings = redact.leak_scan(data, secrets or {})
+        data = dump(doc, memo, unscanned)
+        # Lines already written or offered by the recorder were scanned then; the rest is now.
+        findings = redact.leak_scan("\n".join(unscanned).encode("utf-8"), secrets or {})
         if findings:
             raise redact.LeakError(str(path), findings)
         if data != old_bytes:
@@ -367,15 +422,16 @@ _lines: dict[Path, dict[int, tuple[Any, str]]] = {}
 _last_written: dict[Path, tuple[tuple[int, int, int], bytes, dict]] = {}
 
 
-def _current(path: Path) -> tuple[bytes | None, dict | None]:
-    """The bytes and document of the cassette at ``path`` (None, None if absent); call under the lock."""
+def _current(path: Path) -> tuple[bytes | None, dict | None, bool]:
+    """The bytes and document of the cassette at ``path`` (None, None if absent), and whether
+    they were read from disk rather than known from this process's last write; call under the lock."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        return None, None
+        return None, None, False
     cached = _last_written.get(path)
     if cached and cached[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
-        return cached[1], cached[2]
+        return cached[1], cached[2], False
     data = _read(path)
     try:
         doc, errors = _check(path, data)
@@ -383,7 +439,7 @@ def _current(path: Path) -> tuple[bytes | None, dict | None]:
         errors = [exc]
     if errors:
         raise CassetteError(path, errors[0].line, f"{errors[0].reason} (file left untouched)")
-    return data, doc
+    return data, doc, True
 
 
 def write_atomic(path: str | os.PathLike, doc: dict, secrets: Mapping[str, str] | None = None) -> None:

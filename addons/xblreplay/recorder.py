@@ -83,9 +83,10 @@ def build_interaction(
     latency_ms: float,
     recorded_at: datetime | str | None,
     parsed: tuple | None = None,
-) -> tuple[dict, dict[str, str]]:
-    """A redacted cassette interaction and the exchange's secrets (for the leak scan).
-    ``parsed``: ``(value,)`` when the caller already parsed the JSON body."""
+) -> tuple[dict, dict[str, str], str]:
+    """A redacted cassette interaction, the exchange's secrets (for the leak scan) and the
+    interaction's cassette line. ``parsed``: ``(value,)`` when the caller already parsed the
+    JSON body."""
     secrets = redact.request_secrets(url, request_headers, response_headers)
     secret_re = redact.secret_pattern(secrets)
     response: dict = {
@@ -93,6 +94,7 @@ def build_interaction(
         "headers": redact.redact_response_headers(response_headers),
         "latency_ms": round(max(float(latency_ms), 0.0), 1),
     }
+    raw_body = None
     if body:
         if parsed is None and content_type and "json" in content_type.lower():
             try:
@@ -105,6 +107,8 @@ def build_interaction(
             except UnicodeDecodeError:
                 text = None
             response["body"] = redact.redact_body(parsed[0], secret_re, text)
+            if response["body"] is parsed[0]:  # nothing redacted: the service's text can stand
+                raw_body = cassette.raw_json(text)
         else:
             response["body_text"] = redact.redact_text(body.decode("utf-8", "replace"), secret_re)
     interaction = {
@@ -116,7 +120,7 @@ def build_interaction(
         },
         "response": response,
     }
-    return interaction, secrets
+    return interaction, secrets, cassette.interaction_line(interaction, raw_body)
 
 
 def _merge(new: dict[tuple, dict], bindings: set[tuple[str, int]]) -> Callable[[dict | None], dict]:
@@ -234,8 +238,7 @@ class Recorder:
             item = (method, url, request_headers, *item[3:])
             path = cassette_path(self.cassette_dir, url)
             try:
-                interaction, secrets = build_interaction(*item)
-                line = cassette.interaction_line(interaction)
+                interaction, secrets, line = build_interaction(*item)
                 findings = redact.leak_scan(line.encode("utf-8"), secrets)
                 if findings:
                     raise redact.LeakError(f"{path} ({method} {urlsplit(url).path})", findings)
