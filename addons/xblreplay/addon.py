@@ -265,9 +265,9 @@ class Achievements:
             if throttled is not None:
                 return self._answer(flow, state, throttled)
 
-        recorded_latency = None
         if self.faults is not None:
-            decision = self.faults.decide(check.endpoint, recorded_latency)
+            recorded = self.replayer.recorded_latency(check, req.method, url) if self.replayer else None
+            decision = self.faults.decide(check.endpoint, recorded)
             if decision.delay_s > 0:
                 await asyncio.sleep(decision.delay_s)  # never blocks other flows
             if decision.kind in ("503", "500"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import gc
 import os
+import statistics
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -64,6 +65,7 @@ class Replayer:
         self.validator = validator
         self.store = store
         self.interactions: dict[tuple, dict[str, Any]] = {}
+        self._latency: dict[str, float] | None = None  # endpoint -> median recorded latency
         self.files = 0
         self._now = now or (lambda: datetime.now(timezone.utc))
 
@@ -118,6 +120,7 @@ class Replayer:
         request, response = interaction["request"], interaction["response"]
         method, url = request.get("method", "GET"), request["url"]
         self.interactions[interaction_key(method, url)] = interaction
+        self._latency = None
         if response.get("status") != 200 or not isinstance(response.get("body"), dict):
             return None  # non-2xx responses are replayed verbatim but never merged into a dataset
         headers = {k.lower(): str(v) for k, v in (request.get("headers") or {}).items()}
@@ -144,6 +147,22 @@ class Replayer:
             q = l.query
             locale = q.locales[0] if q.locales else "en-US"
             self.store.add_listing(q.xuid, q.shape, locale, l.params, l.body, l.recorded_at or None)
+
+    def recorded_latency(self, check: RequestCheck, method: str, url: str) -> float | None:
+        """The latency recorded for this request (ms): its own interaction's, else the median of
+        the recordings of its endpoint; None when nothing was recorded (fault profiles fall back)."""
+        recorded = self.interactions.get(interaction_key(method, url))
+        if recorded is not None and recorded["response"].get("latency_ms") is not None:
+            return float(recorded["response"]["latency_ms"])
+        if self._latency is None:
+            by_endpoint: dict[str, list[float]] = {}
+            for (m, path, query), interaction in self.interactions.items():
+                latency = interaction["response"].get("latency_ms")
+                if latency is not None:
+                    endpoint = self.validator.endpoint(m, path)
+                    by_endpoint.setdefault(endpoint, []).append(float(latency))
+            self._latency = {e: statistics.median(v) for e, v in by_endpoint.items()}
+        return self._latency.get(check.endpoint)
 
     def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
                ) -> tuple[RequestCheck, Answer]:

@@ -341,15 +341,22 @@ class Validator:
         return self._schemas[name]
 
     # ------------------------------------------------------------------ requests
-    def check_request(self, method: str, url: str, headers: dict[str, str],
-                      body: bytes | None = None) -> RequestCheck:
-        path, query_string = _split_url(url)
-        op = match = None
+    def _operation(self, method: str, path: str) -> tuple[_Operation | None, re.Match[str] | None]:
         for candidate in self._operations.get(method.upper(), ()):
             match = candidate.regex.match(path)
             if match:
-                op = candidate
-                break
+                return candidate, match
+        return None, None
+
+    def endpoint(self, method: str, path: str) -> str:
+        """The endpoint name (model.EP_*) of a request path."""
+        op, _ = self._operation(method, path)
+        return op.endpoint if op is not None else EP_OTHER
+
+    def check_request(self, method: str, url: str, headers: dict[str, str],
+                      body: bytes | None = None) -> RequestCheck:
+        path, query_string = _split_url(url)
+        op, match = self._operation(method, path)
         violations: list[Violation] = []
         auth = headers.get("authorization")
         auth_match = _AUTH.match(auth) if auth else None

@@ -1,0 +1,52 @@
+"""Replayer: loading cassettes into datasets and interactions, recorded latency for fault profiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from xblreplay import DEFAULT_RULES_DIR
+from xblreplay.dataset import DatasetStore
+from xblreplay.faults import FaultInjector, parse_profile
+from xblreplay.replay import Replayer
+from xblreplay.validator import Validator
+
+XUID = 2533274800000001
+HOST = "https://achievements.xboxlive.com"
+AUTH = {"authorization": "XBL3.0 x=1;t", "x-xbl-contract-version": "2"}
+
+
+def interaction(path: str, latency: float, status: int = 404) -> dict:
+    return {"recorded_at": "2026-11-27T12:00:00Z",
+            "request": {"method": "GET", "url": HOST + path, "headers": {"x-xbl-contract-version": "2"}},
+            "response": {"status": status, "body": {"errorCode": 404, "errorMessage": "x"}, "latency_ms": latency}}
+
+
+def replayer() -> Replayer:
+    validator = Validator.from_rules(DEFAULT_RULES_DIR)
+    rp = Replayer(validator, DatasetStore())
+    rp.add_document({"xblreplay": 1, "interactions": [
+        interaction(f"/users/xuid({XUID})/achievements?titleId=1", 40.0),
+        interaction(f"/users/xuid({XUID})/achievements?titleId=2", 100.0),
+        interaction(f"/users/xuid({XUID})/achievements?titleId=3", 70.0),
+        interaction(f"/users/xuid({XUID})/history/titles", 9.0),
+    ]})
+    return rp
+
+
+def test_recorded_latency_is_the_interactions_own_else_the_endpoint_median():
+    rp = replayer()
+    own = HOST + f"/users/xuid({XUID})/achievements?titleId=2"
+    other = HOST + f"/users/xuid({XUID})/achievements?titleId=77&maxItems=5"
+    detail = HOST + f"/users/xuid({XUID})/achievements/00000000-0000-0000-0000-000000000001/5"
+    assert rp.recorded_latency(rp.validator.check_request("GET", own, AUTH), "GET", own) == 100.0
+    assert rp.recorded_latency(rp.validator.check_request("GET", other, AUTH), "GET", other) == 70.0  # median 40/70/100
+    assert rp.recorded_latency(rp.validator.check_request("GET", detail, AUTH), "GET", detail) is None
+
+
+def test_recorded_latency_feeds_a_recorded_multiple_profile():
+    """A `recorded: 3` profile delays a replayed request by three times what was recorded."""
+    rp = replayer()
+    url = HOST + f"/users/xuid({XUID})/history/titles"
+    check = rp.validator.check_request("GET", url, AUTH)
+    faults = FaultInjector(parse_profile({"latency": {"recorded": 3}, "faults": []}))
+    assert faults.decide(check.endpoint, rp.recorded_latency(check, "GET", url)).delay_s == pytest.approx(0.027)
