@@ -727,6 +727,20 @@ class DatasetStore:
         ds.hand_complete |= complete
         ds._invalidate()
 
+    def _coverage(self, ds: "_Dataset", titles: tuple[int, ...] | None, where: tuple[str, str],
+                  reasons: list[str], violations: list[Violation]) -> Answer | None:
+        """R2 for an answer over `titles` (None: all): with strict coverage the 404 to give;
+        otherwise None, and a gap adds its reason and a `coverage` warning."""
+        gap = _coverage_gap(ds, titles)
+        if not gap:
+            return None
+        if self.strict_coverage:
+            return _diagnostic(404, "R2", "coverage", where[1], gap)
+        gap += "; answered from what is known"
+        reasons.append(gap)
+        violations.append(Violation("R2", where[0], where[1], WARNING, gap, code="coverage"))
+        return None
+
     def add_binding(self, userhash_sha256: str, xuid: int) -> None:
         self._bindings[userhash_sha256.lower()] = int(xuid)
 
@@ -809,13 +823,9 @@ class DatasetStore:
         titles = None if query.title_ids is None else tuple(sorted(set(query.title_ids)))
         violations: list[Violation] = []
         reasons = [locale_note] if locale_note else []
-        reason = _coverage_gap(ds, titles)
-        if reason:
-            if self.strict_coverage:
-                return _diagnostic(404, "R2", "coverage", "titleId", reason)
-            reason += "; answered from what is known"
-            reasons.append(reason)
-            violations.append(Violation("R2", "query", "titleId", WARNING, reason, code="coverage"))
+        refused = self._coverage(ds, titles, ("query", "titleId"), reasons, violations)
+        if refused is not None:
+            return refused
 
         categories = ALL_CATEGORIES
         if query.types is not None:
@@ -896,13 +906,9 @@ class DatasetStore:
         if ds is None:
             return self._not_recorded(int(xuid), shape)
         reasons, violations = [locale_note] if locale_note else [], []
-        gap = _coverage_gap(ds, None)
-        if gap:
-            if self.strict_coverage:
-                return _diagnostic(404, "R2", "coverage", "xuid", gap)
-            gap += "; answered from what is known"
-            reasons.append(gap)
-            violations.append(Violation("R2", "path", "xuid", WARNING, gap, code="coverage"))
+        refused = self._coverage(ds, None, ("path", "xuid"), reasons, violations)
+        if refused is not None:
+            return refused
         listed = ds.history()
         total = len(listed)
         page = listed[start:start + page_size]

@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from . import DEFAULT_RULES_DIR
+from .rulesfile import read_yaml
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_UPDATE, Answer
 
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 ENDPOINTS = (EP_LIST, EP_DETAIL, EP_HISTORY, EP_UPDATE)
 KINDS = ("503", "500", "reset", "truncate", "empty")
@@ -72,13 +71,7 @@ def load_profile(name_or_path: str | Path, rules_dir: Path | str = DEFAULT_RULES
         if not path.is_file():
             names = sorted(p.stem for p in path.parent.glob("*.yaml"))
             raise ProfileError(f"unknown fault profile {text!r} (known: {', '.join(names) or 'none'})")
-    try:
-        with open(path, "rb") as fh:
-            doc = yaml.load(fh, Loader=SafeLoader)
-    except OSError as e:
-        raise ProfileError(f"{path}: cannot read fault profile: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ProfileError(f"{path}: not valid YAML: {e}") from None
+    doc = read_yaml(path, ProfileError, "fault profile")
     return parse_profile(doc, str(path))
 
 

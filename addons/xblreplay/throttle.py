@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
 from . import DEFAULT_RULES_DIR
+from .rulesfile import read_yaml
 from .model import ERROR, Answer, Violation
 
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DEFAULT_LIMITS = DEFAULT_RULES_DIR / "limits.yaml"
 
@@ -48,13 +47,7 @@ class LimitsError(ValueError):
 
 def load_limits(path: Path | str = DEFAULT_LIMITS) -> dict[str, Any]:
     """Read and check a limits file; returns the document (``rate_limits``, ``call_patterns``)."""
-    try:
-        with open(path, "rb") as fh:
-            doc = yaml.load(fh, Loader=SafeLoader)
-    except OSError as e:
-        raise LimitsError(f"{path}: cannot read limits file: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise LimitsError(f"{path}: not valid YAML: {e}") from None
+    doc = read_yaml(path, LimitsError, "limits file")
 
     def fail(where: str, why: str) -> None:
         raise LimitsError(f"{path}: {where}: {why}")
