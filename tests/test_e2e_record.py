@@ -33,13 +33,13 @@ def record_all(proxy: Mitmdump, auth_for) -> int:
 
 
 NEVER_RECORDED = [
-    f"titleId=2222&orderBy=Title&maxItems=7",
-    f"titleId=2222&orderBy=UnlockTime&maxItems=100",
-    f"titleId=1111,3333&unlockedOnly=true",
-    f"titleId=2222&types=Challenge",
-    f"titleId=1111&skipItems=5&maxItems=4",
-    f"titleId=3333,2222,1111&orderBy=title&maxItems=50&continuationToken=20",
-    f"titleId=1111&unlockedOnly=TRUE&orderBy=unlocktime&maxItems=3&continuationToken=3",
+    "titleId=2222&orderBy=Title&maxItems=7",
+    "titleId=2222&orderBy=UnlockTime&maxItems=100",
+    "titleId=1111,3333&unlockedOnly=true",
+    "titleId=2222&types=Challenge",
+    "titleId=1111&skipItems=5&maxItems=4",
+    "titleId=3333,2222,1111&orderBy=title&maxItems=50&continuationToken=20",
+    "titleId=1111&unlockedOnly=TRUE&orderBy=unlocktime&maxItems=3&continuationToken=3",
 ]
 
 

@@ -22,7 +22,7 @@ from mitmproxy import command, ctx, exceptions, http
 from . import DEFAULT_RULES_DIR
 from .cassette import CassetteError
 from .faults import FaultInjector, fault_answer, load_profile, truncate_body
-from .model import EP_LIST, HOST, Answer, RequestCheck, Violation, violations_header
+from .model import HOST, Answer, RequestCheck, Violation, violations_header
 from .patterns import CallPatterns
 from .recorder import Recorder
 from .redact import redact_url
@@ -61,12 +61,13 @@ class FlowState:
     parsed: tuple | None = None  # (JSON body,) once parsed
 
 
-def title_key(check: RequestCheck) -> str:
-    """The throttling title: the request's titleId list, or '*' (see docs/DESIGN.md)."""
+def caller_key(check: RequestCheck) -> tuple[int, str]:
+    """(xuid, title) for rate limits and call patterns: the title is the request's titleId
+    list, or '*' (see README, choices)."""
     q = check.query
-    if q is not None and q.title_ids:
-        return ",".join(str(t) for t in sorted(q.title_ids))
-    return "*"
+    xuid = q.xuid if q is not None else check.path_params.get("xuid", 0)
+    title = ",".join(str(t) for t in sorted(q.title_ids)) if q is not None and q.title_ids else "*"
+    return xuid, title
 
 
 def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
@@ -260,8 +261,7 @@ class Achievements:
         flow.metadata["xblreplay"] = state
 
         if self.throttle is not None:
-            q = check.query
-            throttled = self.throttle.check(q.xuid if q else check.path_params.get("xuid", 0), title_key(check))
+            throttled = self.throttle.check(*caller_key(check))
             if throttled is not None:
                 return self._answer(flow, state, throttled)
 
@@ -369,10 +369,9 @@ class Achievements:
         source = f"fault:{state.fault}" if state.fault and state.source != "fault" else state.source
         violations = state.violations or list(state.check.violations)
         if self.patterns is not None:
-            q = state.check.query
             retry_after = flow.response.headers.get("retry-after") if flow.response is not None else None
             violations += self.patterns.observe(
-                q.xuid if q else 0, title_key(state.check), f"{flow.request.method} {state.url}",
+                *caller_key(state.check), f"{flow.request.method} {state.url}",
                 status or 0, float(retry_after) if retry_after and retry_after.isdigit() else None,
             )
         latency_ms = (time.monotonic() - state.started) * 1000
