@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import yaml
@@ -91,3 +92,25 @@ def test_r6_r8_replay_answers_locale_contract_and_errors(tmp_path):
     assert json.loads(bad.headers["x-xblreplay-violations"])[0]["name"] == "maxItems"
     # The AUTH userhash is bound to XUID in the example cassette: another xuid is refused.
     assert other_user.status == 403
+
+
+@pytest.mark.parametrize("text, line, reason", [
+    ("xblreplay: 1\ndatasets:\n  - xuid: 1\n    titles: [\n", 5, "YAML syntax error"),
+    ("xblreplay: 1\ndatasets:\n  - xuid: 1\n    shape: V9\n    titles: []\n", 4, "V9"),
+    ("xblreplay: 2\n", 1, "unknown cassette format version"),
+    ("xblreplay: 1\nbindings: !!python/object/apply:os.system [echo hi]\n", 2, "Python object tag"),
+])
+def test_broken_cassette_stops_the_proxy_with_file_line_and_reason(tmp_path, text, line, reason):
+    cassettes = tmp_path / "cassettes"
+    cassettes.mkdir()
+    broken = cassettes / "broken.yaml"
+    broken.write_text(text)
+    proxy = Mitmdump(tmp_path, achievements_mode="replay", achievements_cassettes=cassettes)
+    proxy.confdir.mkdir(parents=True)
+    done = subprocess.run(proxy.argv(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    (message,) = [entry for entry in out.splitlines() if f"{broken}:" in entry]
+    assert f"{broken}:{line}:" in message and reason in message, out
+    assert "Traceback" not in out
+    assert broken.read_text() == text  # never overwritten
