@@ -173,6 +173,8 @@ def child(tmp_path: Path, *args) -> subprocess.Popen:
 
 def recorded_ns(cassette_dir: Path) -> dict[int, set[int]]:
     found: dict[int, set[int]] = {}
+    if not cassette_dir.exists():  # killed before its first write
+        return found
     for path, doc in cassette.load_dir(cassette_dir):  # every file parses
         title = int(path.stem)
         for i in doc.get("interactions", []):

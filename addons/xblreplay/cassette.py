@@ -172,8 +172,9 @@ def _read(path: Path) -> bytes:
 
 
 def _cache_file(data: bytes) -> Path | None:
-    """Where the parsed form of a large cassette with exactly these bytes is kept (None: small)."""
-    if len(data) < CACHE_MIN_BYTES:
+    """Where the parsed form of a large YAML cassette with exactly these bytes is kept (None:
+    small, or already in the JSON form, which parses as fast as the cache would)."""
+    if len(data) < CACHE_MIN_BYTES or _JSON_START.match(data):
         return None
     root = os.environ.get("XBLREPLAY_CACHE_DIR") or Path(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "xblreplay", "parsed"
@@ -203,8 +204,8 @@ def _store(cache: Path, doc: dict) -> None:
 def load_file(path: str | os.PathLike) -> dict:
     """A validated cassette; the first problem raises :class:`CassetteError`.
 
-    Large cassettes are parsed once: the validated document is kept as JSON under a key made of
-    the file's bytes and the schema, so an unchanged file loads at JSON speed.
+    Large YAML cassettes are parsed once: the validated document is kept as JSON under a key made
+    of the file's bytes and the schema, so an unchanged file loads at JSON speed.
     """
     path = Path(path)
     data = _read(path)

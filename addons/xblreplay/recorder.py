@@ -155,6 +155,7 @@ class Recorder:
         self.errors: collections.deque[Exception] = collections.deque(maxlen=100)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()
+        self._hurry = threading.Event()  # set by flush/close: write now, do not gather
         self._queued = 0
         self._done = 0
         self._closed = False
@@ -188,6 +189,7 @@ class Recorder:
         """Waits until everything queued so far is written (or reported); False on timeout."""
         with self._cond:
             target = self._queued
+            self._hurry.set()
             return self._cond.wait_for(lambda: self._done >= target, timeout)
 
     def close(self, timeout: float | None = None) -> None:
@@ -197,6 +199,7 @@ class Recorder:
                 return
             self._closed = True
             self._queue.put(_STOP)
+            self._hurry.set()
         self._thread.join(timeout)
 
     def _report(self, exc: Exception) -> None:
@@ -211,9 +214,11 @@ class Recorder:
         while True:
             batch = [self._queue.get()]
             if batch[0] is not _STOP:
-                # Gather what arrives in the next moment too: each touched file is rewritten once
-                # per batch, so under load bigger batches mean far fewer rewrites.
-                time.sleep(COALESCE_S)
+                # Gather what arrives in the next moment too (unless a flush is waiting): each
+                # touched file is rewritten once per batch, so under load bigger batches mean far
+                # fewer rewrites.
+                self._hurry.wait(COALESCE_S)
+                self._hurry.clear()
             while True:
                 try:
                     batch.append(self._queue.get_nowait())
