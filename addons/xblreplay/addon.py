@@ -24,7 +24,7 @@ from .cassette import CassetteError
 from .faults import FaultInjector, fault_answer, load_profile, truncate_body
 from .model import HOST, Answer, RequestCheck, Violation, violations_header
 from .patterns import CallPatterns
-from .recorder import Recorder
+from .recorder import RecorderProcess
 from .redact import redact_url
 from .replay import Replayer, parse_now
 from .throttle import Throttle, load_limits
@@ -88,7 +88,7 @@ class Achievements:
     def __init__(self) -> None:
         self.validator: Validator | None = None
         self.replayer: Replayer | None = None
-        self.recorder: Recorder | None = None
+        self.recorder: RecorderProcess | None = None
         self.log: ValidationLog | None = None
         self.throttle: Throttle | None = None
         self.patterns: CallPatterns | None = None
@@ -209,7 +209,7 @@ class Achievements:
         if mode in ("record", "replay-or-record"):
             if self.recorder is None or self.recorder.cassette_dir != cassettes:
                 self._close_recorder()
-                self.recorder = Recorder(cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"))
+                self.recorder = RecorderProcess(cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"))
         else:
             self._close_recorder()
         self.mode, self.validator, self.upstream, self.replayer = mode, validator, upstream, replayer

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import pickle
 import queue
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -142,17 +146,29 @@ def _merge(new: dict[tuple, dict], bindings: set[tuple[str, int]]) -> Callable[[
     return merge
 
 
-class Recorder:
-    """Queues exchanges and writes them to cassettes on a background thread.
-
-    Write problems (a leak refused, an existing file that does not load, an OS error) are kept in
-    ``errors`` (the latest 100) and passed to ``on_error``; the writer thread carries on.
-    """
+class _Reports:
+    """Write problems (a leak refused, an existing file that does not load, an OS error) are kept
+    in ``errors`` (the latest 100) and passed to ``on_error``; the writer carries on."""
 
     def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None):
         self.cassette_dir = Path(cassette_dir)
         self.on_error = on_error
         self.errors: collections.deque[Exception] = collections.deque(maxlen=100)
+
+    def _report(self, exc: Exception) -> None:
+        self.errors.append(exc)
+        if self.on_error is not None:
+            try:
+                self.on_error(exc)
+            except Exception:  # a failing callback must not stop the writer
+                pass
+
+
+class Recorder(_Reports):
+    """Queues exchanges and writes them to cassettes on a background thread."""
+
+    def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None):
+        super().__init__(cassette_dir, on_error)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._hurry = threading.Event()  # set by flush/close: write now, do not gather
@@ -201,14 +217,6 @@ class Recorder:
             self._queue.put(_STOP)
             self._hurry.set()
         self._thread.join(timeout)
-
-    def _report(self, exc: Exception) -> None:
-        self.errors.append(exc)
-        if self.on_error is not None:
-            try:
-                self.on_error(exc)
-            except Exception:  # a failing callback must not stop the writer
-                pass
 
     def _run(self) -> None:
         while True:
@@ -264,3 +272,146 @@ class Recorder:
                 cassette.update_file(path, _merge(new, bindings), secrets)
             except Exception as exc:
                 self._report(exc)
+
+
+# --------------------------------------------------------------------------------------------
+# The same recorder in a child process: the proxy process only queues and pipes the raw
+# exchange, so redaction, serialization and file writes never compete with mitmproxy's event
+# loop for the interpreter lock.
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # addons/, the package's source root
+
+
+def _describe(exc: Exception) -> tuple[str, tuple]:
+    """An exception as plain data for the pipe (see :func:`_rebuild`)."""
+    if isinstance(exc, redact.LeakError):
+        return "leak", (exc.target, exc.findings)
+    if isinstance(exc, cassette.CassetteError):
+        return "cassette", (exc.file, exc.line, exc.reason)
+    return "other", (f"{type(exc).__name__}: {exc}",)
+
+
+def _rebuild(kind: str, args: tuple) -> Exception:
+    if kind == "leak":
+        return redact.LeakError(*args)
+    if kind == "cassette":
+        return cassette.CassetteError(*args)
+    return RuntimeError(*args)
+
+
+class RecorderProcess(_Reports):
+    """:class:`Recorder`'s interface; the recorder runs in a child process (``python -m
+    xblreplay.recorder DIR``) fed through a pipe by a sender thread. If the parent dies, the
+    child sees the pipe close, writes what it has and exits."""
+
+    def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None):
+        super().__init__(cassette_dir, on_error)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p))
+        self._proc = subprocess.Popen([sys.executable, "-m", "xblreplay.recorder", str(self.cassette_dir)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._flushes = 0  # flush requests sent
+        self._flushed = 0  # flush requests the child has answered
+        self._closed = False
+        self._gone = False  # the child's output ended
+        self._sender = threading.Thread(target=self._send, name="xblreplay-recorder-pipe", daemon=True)
+        self._receiver = threading.Thread(target=self._receive, name="xblreplay-recorder-reports", daemon=True)
+        self._sender.start()
+        self._receiver.start()
+
+    def record(self, method: str, url: str, request_headers: Mapping[str, str], status: int,
+               response_headers: Mapping[str, str], body: bytes, content_type: str | None,
+               latency_ms: float, recorded_at: datetime | str | None = None, parsed: tuple | None = None) -> None:
+        """Queues one exchange; never touches the disk or the pipe (``parsed`` is not sent: the
+        child parses on its own core)."""
+        item = (method, url, dict(request_headers), status, dict(response_headers), body, content_type,
+                latency_ms, _timestamp(recorded_at))
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("recorder is closed")
+            self._outbox.put(("record", item))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            self._flushes += 1
+            n = self._flushes
+            self._outbox.put(("flush", n))
+            return self._cond.wait_for(lambda: self._flushed >= n or self._gone, timeout) and self._flushed >= n
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._outbox.put(None)
+        self._sender.join(timeout)
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._report(RuntimeError("the recorder process did not finish writing in time"))
+        self._receiver.join(timeout)
+
+    def _send(self) -> None:
+        pipe = self._proc.stdin
+        try:
+            while True:
+                message = self._outbox.get()
+                if message is None:
+                    break
+                pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                if self._outbox.empty():
+                    pipe.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self._report(RuntimeError(f"the recorder process is gone: {exc}"))
+        finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _receive(self) -> None:
+        pipe = self._proc.stdout
+        while True:
+            try:
+                kind, *rest = pickle.load(pipe)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                break
+            if kind == "flushed":
+                with self._cond:
+                    self._flushed = max(self._flushed, rest[0])
+                    self._cond.notify_all()
+            else:
+                self._report(_rebuild(*rest))
+        with self._cond:
+            self._gone = True
+            self._cond.notify_all()
+
+
+def _serve(cassette_dir: str) -> None:
+    """The child's side: a Recorder fed from stdin; reports and flush answers on stdout."""
+    out, lock = sys.stdout.buffer, threading.Lock()
+
+    def send(message: tuple) -> None:
+        with lock:
+            pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
+
+    rec = Recorder(cassette_dir, on_error=lambda exc: send(("error", *_describe(exc))))
+    inp = sys.stdin.buffer
+    while True:
+        try:
+            kind, payload = pickle.load(inp)
+        except (EOFError, pickle.UnpicklingError):
+            break  # the parent closed the pipe (or died): write what is queued and stop
+        if kind == "record":
+            rec.record(*payload)
+        else:
+            rec.flush()
+            send(("flushed", payload))
+    rec.close()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
