@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from xblreplay import cassette
-from xblreplay.recorder import Recorder, cassette_path
+from xblreplay.recorder import Recorder, RecorderProcess, cassette_path
 
 ADDONS = Path(__file__).resolve().parents[1] / "addons"
 XUID = 2533274800000001
@@ -40,6 +40,10 @@ def record(rec: Recorder, url: str, body: bytes, *, latency: float = 12.5, at: s
 
 def interactions(path: Path) -> list[dict]:
     return cassette.load_file(path).get("interactions", [])
+
+
+# The in-process recorder, and the same recorder in a child process (what the proxy uses).
+BOTH = pytest.mark.parametrize("make", [Recorder, RecorderProcess], ids=["thread", "process"])
 
 
 def test_file_layout_per_xuid_and_title(tmp_path):
@@ -99,12 +103,13 @@ def test_key_includes_contract_version(tmp_path):
 
 @pytest.mark.parametrize("content", [b"xblreplay: 1\ninteractions: [\n", b"xblreplay: 7\n",
                                      b"xblreplay: 1\nx: !!python/object:os.system {}\n"])
-def test_broken_existing_file_is_never_overwritten(tmp_path, content):
+@BOTH
+def test_broken_existing_file_is_never_overwritten(tmp_path, content, make):
     path = tmp_path / f"recorded/{XUID}/1234.yaml"
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     seen = []
-    rec = Recorder(tmp_path, on_error=seen.append)
+    rec = make(tmp_path, on_error=seen.append)
     record(rec, f"{BASE}?titleId=1234", body_for(1))
     record(rec, f"{BASE}?titleId=99", body_for(1))  # another file in the same batch is still written
     rec.close()
@@ -115,9 +120,10 @@ def test_broken_existing_file_is_never_overwritten(tmp_path, content):
     assert len(interactions(tmp_path / f"recorded/{XUID}/99.yaml")) == 1
 
 
-def test_record_returns_without_waiting_for_disk(tmp_path):
+@BOTH
+def test_record_returns_without_waiting_for_disk(tmp_path, make):
     path = tmp_path / f"recorded/{XUID}/1234.yaml"
-    rec = Recorder(tmp_path)
+    rec = make(tmp_path)
     with cassette.file_lock(path):  # the writer cannot write while this is held
         caller = threading.Thread(target=lambda: [record(rec, f"{BASE}?titleId=1234&skipItems={n}", body_for(n))
                                                   for n in range(50)])
@@ -146,8 +152,8 @@ def test_bindings_recorded_as_sha256(tmp_path):
 
 CHILD = r"""
 import sys
-from xblreplay.recorder import Recorder
-rec = Recorder(sys.argv[1])
+from xblreplay import recorder
+rec = getattr(recorder, sys.argv[6])(sys.argv[1])
 ns = range(int(sys.argv[2]), 10**9, int(sys.argv[3]))[: int(sys.argv[4])]
 print("ready", flush=True)
 for n in ns:
@@ -182,16 +188,36 @@ def recorded_ns(cassette_dir: Path) -> dict[int, set[int]]:
     return found
 
 
-def test_durability_under_kill_9(tmp_path):
+def writer_processes(cassette_dir: Path) -> list[int]:
+    """Pids of recorder child processes still writing into `cassette_dir`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"xblreplay.recorder" in argv and str(cassette_dir).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("kind", ["Recorder", "RecorderProcess"])
+def test_durability_under_kill_9(tmp_path, kind):
+    """kill -9 of the recording process at random moments: every file parses and holds every
+    interaction confirmed as flushed; a writer child finishes what it has and exits."""
     rng = random.Random(os.getpid())
     confirmed: set[int] = set()
     for run in range(20):
-        proc = child(tmp_path, run * 100_000, 1, 10**6, "flush-each")
+        proc = child(tmp_path, run * 100_000, 1, 10**6, "flush-each", kind)
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
         confirmed |= {int(line) for line in out.split() if line.isdigit()}
+        deadline = time.monotonic() + 20
+        while writer_processes(tmp_path / "c") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not writer_processes(tmp_path / "c"), "the writer child outlived its parent"
         on_disk = recorded_ns(tmp_path / "c")
         for title in (1, 2, 3):
             missing = confirmed - on_disk.get(title, set())
@@ -199,8 +225,9 @@ def test_durability_under_kill_9(tmp_path):
     assert confirmed, "the child never completed a flush"
 
 
-def test_two_processes_500_each(tmp_path):
-    procs = [child(tmp_path, start, 2, 500, "batched") for start in (0, 1)]
+@pytest.mark.parametrize("kind", ["Recorder", "RecorderProcess"])
+def test_two_processes_500_each(tmp_path, kind):
+    procs = [child(tmp_path, start, 2, 500, "batched", kind) for start in (0, 1)]
     for proc in procs:
         proc.communicate(timeout=120)
         assert proc.returncode == 0

@@ -391,6 +391,7 @@ class RecorderProcess(_Reports):
 
 def _serve(cassette_dir: str) -> None:
     """The child's side: a Recorder fed from stdin; reports and flush answers on stdout."""
+    os.nice(10)
     out, lock = sys.stdout.buffer, threading.Lock()
 
     def send(message: tuple) -> None:
