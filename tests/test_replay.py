@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xblreplay import DEFAULT_RULES_DIR
+from xblreplay import DEFAULT_RULES_DIR, cassette
 from xblreplay.dataset import DatasetStore
 from xblreplay.faults import FaultInjector, parse_profile
 from xblreplay.replay import Replayer
@@ -50,3 +50,35 @@ def test_recorded_latency_feeds_a_recorded_multiple_profile():
     check = rp.validator.check_request("GET", url, AUTH)
     faults = FaultInjector(parse_profile({"latency": {"recorded": 3}, "faults": []}))
     assert faults.decide(check.endpoint, rp.recorded_latency(check, "GET", url)).delay_s == pytest.approx(0.027)
+
+
+def page(ids: list[int], start: int, total: int, title: int = 1) -> dict:
+    nxt = start + len(ids)
+    return {"achievements": [{"id": str(i), "serviceConfigId": "00000000-0000-4000-8000-000000000001",
+                              "titleAssociations": [{"name": "T", "id": title}], "progressState": "NotStarted",
+                              "name": f"A{i}"} for i in ids],
+            "pagingInfo": {"continuationToken": str(nxt) if nxt < total else None, "totalRecords": total}}
+
+
+def listing(query: str, body: dict) -> dict:
+    return {"recorded_at": "2026-11-27T12:00:00Z",
+            "request": {"method": "GET", "url": f"{HOST}/users/xuid({XUID})/achievements?{query}",
+                        "headers": {"x-xbl-contract-version": "2", "accept-language": "en-US"}},
+            "response": {"status": 200, "body": body}}
+
+
+def test_r1_pages_merge_in_paging_order_whatever_the_file_order(tmp_path):
+    """R1: files keep interactions in URL order ('…Token=100' before '…Token=20'); dataset order
+    still follows the pages. Listings with and without titleId recorded in the same second mix."""
+    validator = Validator.from_rules(DEFAULT_RULES_DIR)
+    ids = list(range(1, 131))
+    pages = [listing(f"titleId=1&maxItems=10" + (f"&continuationToken={s}" if s else ""),
+                     page(ids[s:s + 10], s, len(ids))) for s in range(0, 130, 10)]
+    pages.sort(key=lambda i: i["request"]["url"])  # the order a file keeps them in
+    everything = listing("maxItems=200", page(ids, 0, len(ids)))
+    (tmp_path / "c.yaml").write_bytes(cassette.dump({"xblreplay": 1, "interactions": pages + [everything]}))
+    rp = Replayer.from_dir(validator, tmp_path)
+    url = f"{HOST}/users/xuid({XUID})/achievements?titleId=1&maxItems=200"
+    check, answer = rp.handle("GET", url, AUTH)
+    assert answer.status == 200
+    assert [a["id"] for a in answer.body["achievements"]] == [str(i) for i in ids]

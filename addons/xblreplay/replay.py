@@ -142,7 +142,7 @@ class Replayer:
             group = listing.group
             if group not in first or listing.recorded_at < first[group]:
                 first[group] = listing.recorded_at
-        listings = sorted(listings, key=lambda l: (first[l.group], l.group, l.query.start))
+        listings = sorted(listings, key=lambda l: (first[l.group], repr(l.group), l.query.start))
         for l in listings:
             q = l.query
             locale = q.locales[0] if q.locales else "en-US"
@@ -186,7 +186,7 @@ class Replayer:
         if check.endpoint == EP_UPDATE and body:
             p = check.path_params
             return self.store.apply_update(p["xuid"], p["scid"], json.loads(body), self._now())
-        if check.endpoint == EP_DETAIL and hasattr(self.store, "answer_detail"):
+        if check.endpoint == EP_DETAIL:
             p = check.path_params
             shape = query.shape if query is not None else "V2"
             locales = query.locales if query is not None else ()
