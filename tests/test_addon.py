@@ -83,3 +83,24 @@ def test_bad_mode_at_runtime_is_refused():
             tctx.configure(addon, achievements_rules="/nonexistent")
         # The old, valid configuration stays in force.
         assert addon.validator is not None and addon.broken is None
+
+
+def test_an_internal_error_answers_500_and_never_forwards():
+    asyncio.run(_internal_error())
+
+
+async def _internal_error():
+    addon = Achievements()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
+
+        def broken(*args, **kwargs):
+            raise KeyError("boom")
+
+        addon.replayer.answer = broken
+        f = achievements_flow(f"/users/xuid({XUID})/achievements?titleId=1829000002")
+        f.response = None
+        await addon.request(f)
+        assert f.response is not None and f.response.status_code == 500
+        assert "internal error" in f.response.headers["X-Xblreplay-Reason"]
+        assert f.request.host == "achievements.xboxlive.com"  # not redirected anywhere

@@ -253,6 +253,17 @@ class Achievements:
         if self.broken:
             flow.response = http.Response.make(502, f"xblreplay misconfigured: {self.broken}".encode())
             return
+        try:
+            await self._request(flow)
+        except Exception as exc:
+            # A fault of the proxy must never let a request through to the service (replay is
+            # offline); the client gets a 500 that says so, the log gets the traceback.
+            logger.exception("xblreplay: internal error answering %s", redact_url(flow.request.pretty_url))
+            reason = f"xblreplay internal error: {type(exc).__name__}"
+            flow.response = http.Response.make(500, json.dumps({"errorCode": 500, "errorMessage": reason}).encode(),
+                                               {"Content-Type": "application/json", "X-Xblreplay-Reason": reason})
+
+    async def _request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
         headers = {k.lower(): v for k, v in req.headers.items()}
         url = req.pretty_url
