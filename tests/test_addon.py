@@ -4,6 +4,7 @@ covered by tests/test_e2e_*.py with a real mitmdump)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 
 import pytest
@@ -13,6 +14,16 @@ from xblreplay.addon import Achievements
 from proxyharness import AUTH, REPO, XUID
 
 EXAMPLE = REPO / "cassettes" / "example"
+
+
+def run_async(test):
+    """A coroutine test run to completion by plain pytest (taddons needs a running loop)."""
+
+    @functools.wraps(test)
+    def run():
+        asyncio.run(test())
+
+    return run
 
 
 def achievements_flow(path: str, headers: dict[str, str] | None = None, host: str = "achievements.xboxlive.com"):
@@ -25,11 +36,8 @@ def achievements_flow(path: str, headers: dict[str, str] | None = None, host: st
     return tflow.tflow(req=req, resp=True)
 
 
-def test_other_hosts_pass_through_untouched():
-    asyncio.run(_other_hosts())
-
-
-async def _other_hosts():
+@run_async
+async def test_other_hosts_pass_through_untouched():
     addon = Achievements()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
@@ -40,11 +48,8 @@ async def _other_hosts():
         assert f.request.url == before.url and "xblreplay" not in f.metadata
 
 
-def test_replay_answers_from_dataset():
-    asyncio.run(_replay_answers())
-
-
-async def _replay_answers():
+@run_async
+async def test_replay_answers_from_dataset():
     addon = Achievements()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
@@ -57,11 +62,8 @@ async def _replay_answers():
         assert body["pagingInfo"]["continuationToken"] == "3"
 
 
-def test_validate_strict_answers_r8_401_without_forwarding():
-    asyncio.run(_strict_401())
-
-
-async def _strict_401():
+@run_async
+async def test_validate_strict_answers_r8_401_without_forwarding():
     addon = Achievements()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, achievements_mode="validate", achievements_strict=True,
@@ -85,11 +87,8 @@ def test_bad_mode_at_runtime_is_refused():
         assert addon.validator is not None and addon.broken is None
 
 
-def test_an_internal_error_answers_500_and_never_forwards():
-    asyncio.run(_internal_error())
-
-
-async def _internal_error():
+@run_async
+async def test_an_internal_error_answers_500_and_never_forwards():
     addon = Achievements()
     with taddons.context(addon) as tctx:
         tctx.configure(addon, achievements_cassettes=str(EXAMPLE))

@@ -72,7 +72,7 @@ def test_r1_pages_merge_in_paging_order_whatever_the_file_order(tmp_path):
     still follows the pages. Listings with and without titleId recorded in the same second mix."""
     validator = Validator.from_rules(DEFAULT_RULES_DIR)
     ids = list(range(1, 131))
-    pages = [listing(f"titleId=1&maxItems=10" + (f"&continuationToken={s}" if s else ""),
+    pages = [listing("titleId=1&maxItems=10" + (f"&continuationToken={s}" if s else ""),
                      page(ids[s:s + 10], s, len(ids))) for s in range(0, 130, 10)]
     pages.sort(key=lambda i: i["request"]["url"])  # the order a file keeps them in
     everything = listing("maxItems=200", page(ids, 0, len(ids)))

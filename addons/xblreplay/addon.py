@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -22,10 +21,10 @@ from mitmproxy import command, ctx, exceptions, http
 from . import DEFAULT_RULES_DIR
 from .cassette import CassetteError
 from .faults import FaultInjector, fault_answer, load_profile, truncate_body
-from .model import HOST, Answer, RequestCheck, Violation, violations_header
+from .model import EP_DETAIL, EP_LIST, HOST, Answer, RequestCheck, Violation, violations_header
 from .patterns import CallPatterns
 from .recorder import RecorderProcess
-from .redact import redact_url
+from .redact import redact_request_headers, redact_url
 from .replay import Replayer, parse_now
 from .throttle import Throttle, load_limits
 from .validator import Validator, error_answer
@@ -53,6 +52,7 @@ class FlowState:
 
     check: RequestCheck
     url: str
+    headers: dict[str, str]  # the request's, names lowercase
     started: float
     source: str = "upstream"
     answer: Answer | None = None
@@ -268,7 +268,7 @@ class Achievements:
         headers = {k.lower(): v for k, v in req.headers.items()}
         url = req.pretty_url
         check = self.validator.check_request(req.method, url, headers, req.raw_content or None)
-        state = FlowState(check=check, url=url, started=time.monotonic())
+        state = FlowState(check=check, url=url, headers=headers, started=time.monotonic())
         flow.metadata["xblreplay"] = state
 
         if self.throttle is not None:
@@ -326,10 +326,9 @@ class Achievements:
         if state.answer is not None:
             violations += [v for v in state.answer.violations if v not in violations]
         check_responses = ctx.options.achievements_check_responses
-        if resp.status_code == 200 and check_responses and state.check.endpoint in ("achievements", "achievement-detail"):
+        if resp.status_code == 200 and check_responses and state.check.endpoint in (EP_LIST, EP_DETAIL):
             body = self._json_body(state, resp)
-            violations += self.validator.check_response(state.check, resp.status_code,
-                                                        {k.lower(): v for k, v in resp.headers.items()}, body)
+            violations += self.validator.check_response(state.check, resp.status_code, resp.headers, body)
         if state.source == "upstream" and self.recorder is not None:
             self._record(flow, state)
         if state.fault == "truncate" and resp.content:
@@ -354,19 +353,15 @@ class Achievements:
         req, resp = flow.request, flow.response
         latency_ms = (resp.timestamp_end or time.time()) * 1000 - req.timestamp_start * 1000
         self.recorder.record(
-            req.method, state.url, {k.lower(): v for k, v in req.headers.items()},
-            resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
-            resp.get_content() or b"", resp.headers.get("content-type", ""), latency_ms,
-            datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            state.parsed if state.parsed is not None and state.parsed[0] is not None else None,
+            req.method, state.url, state.headers, resp.status_code,
+            {k.lower(): v for k, v in resp.headers.items()}, resp.get_content() or b"",
+            resp.headers.get("content-type", ""), latency_ms,
         )
         if self.mode == "replay-or-record" and self.replayer is not None and resp.status_code == 200:
-            body = self._json_body(state, resp)
             self.replayer.add_interaction({
                 "request": {"method": req.method, "url": state.url,
-                            "headers": {k.lower(): v for k, v in req.headers.items()
-                                        if k.lower() in ("x-xbl-contract-version", "accept-language")}},
-                "response": {"status": 200, "body": body},
+                            "headers": redact_request_headers(state.headers)},
+                "response": {"status": 200, "body": self._json_body(state, resp)},
             })
 
     def error(self, flow: http.HTTPFlow) -> None:

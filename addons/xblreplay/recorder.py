@@ -86,11 +86,9 @@ def build_interaction(
     content_type: str | None,
     latency_ms: float,
     recorded_at: datetime | str | None,
-    parsed: tuple | None = None,
 ) -> tuple[dict, dict[str, str], str]:
     """A redacted cassette interaction, the exchange's secrets (for the leak scan) and the
-    interaction's cassette line. ``parsed``: ``(value,)`` when the caller already parsed the
-    JSON body."""
+    interaction's cassette line."""
     secrets = redact.request_secrets(url, request_headers, response_headers)
     secret_re = redact.secret_pattern(secrets)
     response: dict = {
@@ -100,7 +98,8 @@ def build_interaction(
     }
     raw_body = None
     if body:
-        if parsed is None and content_type and "json" in content_type.lower():
+        parsed = None
+        if content_type and "json" in content_type.lower():
             try:
                 parsed = (json.loads(body),)
             except ValueError:
@@ -189,12 +188,10 @@ class Recorder(_Reports):
         content_type: str | None,
         latency_ms: float,
         recorded_at: datetime | str | None = None,
-        parsed: tuple | None = None,
     ) -> None:
-        """Queues one exchange (``body`` already decoded; ``parsed``: ``(value,)`` when its JSON
-        was already parsed, never changed afterwards); never touches the disk."""
+        """Queues one exchange (``body`` already decoded); never touches the disk."""
         item = (method, url, dict(request_headers), status, dict(response_headers), body, content_type,
-                latency_ms, recorded_at, parsed)
+                latency_ms, recorded_at)
         with self._cond:
             if self._closed:
                 raise RuntimeError("recorder is closed")
@@ -323,9 +320,9 @@ class RecorderProcess(_Reports):
 
     def record(self, method: str, url: str, request_headers: Mapping[str, str], status: int,
                response_headers: Mapping[str, str], body: bytes, content_type: str | None,
-               latency_ms: float, recorded_at: datetime | str | None = None, parsed: tuple | None = None) -> None:
-        """Queues one exchange; never touches the disk or the pipe (``parsed`` is not sent: the
-        child parses on its own core)."""
+               latency_ms: float, recorded_at: datetime | str | None = None) -> None:
+        """Queues one exchange (stamped now unless ``recorded_at`` says otherwise); never
+        touches the disk or the pipe."""
         item = (method, url, dict(request_headers), status, dict(response_headers), body, content_type,
                 latency_ms, _timestamp(recorded_at))
         with self._cond:

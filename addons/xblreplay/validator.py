@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
@@ -106,26 +107,10 @@ def _scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
 
         return parse_int
     if kind == "boolean":
-        booleans = {"true": True, "false": False}
-
-        def parse_bool(raw: str) -> bool:
-            value = booleans.get(raw.lower())
-            if value is None:
-                raise _Invalid("invalid-boolean", f"{name} {_shown(raw)} is not true or false")
-            return value
-
-        return parse_bool
+        return _case_insensitive(name, {"true": True, "false": False}, "invalid-boolean", "true or false")
     if "enum" in schema:
-        canonical = {str(v).lower(): v for v in schema["enum"]}
-        allowed = ", ".join(schema["enum"])
-
-        def parse_enum(raw: str) -> str:
-            value = canonical.get(raw.lower())
-            if value is None:
-                raise _Invalid("invalid-enum", f"{name} {_shown(raw)} is not one of {allowed}")
-            return value
-
-        return parse_enum
+        return _case_insensitive(name, {str(v).lower(): v for v in schema["enum"]}, "invalid-enum",
+                                 "one of " + ", ".join(schema["enum"]))
     if "pattern" in schema:
         match = re.compile(schema["pattern"]).match
 
@@ -136,6 +121,18 @@ def _scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
 
         return parse_pattern
     return str
+
+
+def _case_insensitive(name: str, table: dict[str, Any], code: str, allowed: str) -> Callable[[str], Any]:
+    """A parser of a value looked up without regard to case (booleans and enums, R3/R4)."""
+
+    def parse(raw: str) -> Any:
+        value = table.get(raw.lower())
+        if value is None:
+            raise _Invalid(code, f"{name} {_shown(raw)} is not {allowed}")
+        return value
+
+    return parse
 
 
 def _param_parser(param: dict[str, Any]) -> Callable[[str], Any]:
@@ -486,7 +483,7 @@ class Validator:
             self._valid_items.add(key)
         return errors
 
-    def check_response(self, check: RequestCheck, status: int, headers: dict[str, str],
+    def check_response(self, check: RequestCheck, status: int, headers: Mapping[str, str],
                        body: object) -> list[Violation]:
         """R7: a 200 achievements body against the V2 or V1 schema (by the request's shape)."""
         if status != 200 or check.endpoint not in (EP_LIST, EP_DETAIL):
