@@ -146,7 +146,7 @@ def reference(items: list[dict], shape: str, q: AchievementsQuery, now: datetime
         "EndingSoon": ending_key,
     }
     out = [it for _, it in sorted(rows, key=keys[q.order_by])]
-    if shape == "V2" and not q.rarity:
+    if not q.rarity:
         out = [{k: v for k, v in it.items() if k != "rarity"} for it in out]
     return out
 
@@ -488,10 +488,30 @@ def test_r5_v1_token_carries_the_reply_version():
 
 
 def test_r6_unsupported_contract_is_empty_200_with_warning(store):
-    ans = store.answer(q2(shape=None, contract="3"), NOW)
+    ans = store.answer(q2(shape=None, contract="5"), NOW)
     assert ans.status == 200
     assert ans.body == {"achievements": [], "pagingInfo": {"continuationToken": None, "totalRecords": 0}}
     assert [(v.rule, v.code, v.severity) for v in ans.violations] == [("R6", "contract-version", "warning")]
+
+
+def test_r6_contract_3_is_contract_1_with_recorded_rarity():
+    """R6: contract 3 answers the V1 dataset with the rarity recorded under it; contract 1 drops
+    it; nothing else differs."""
+    s = DatasetStore()
+    items = [v1_item(T1, n) for n in range(3)]
+    items[0]["rarity"] = {"currentCategory": "Common", "currentPercentage": 54.56}
+    items[2]["rarity"] = {"currentCategory": "Unset", "currentPercentage": 0}
+    version = "2026-10-08T18:27:06.2470000Z"
+    s.add_listing(XUID, "V1", "en-US", {}, {"achievements": items, "version": version,
+                                            "pagingInfo": {"continuationToken": None, "totalRecords": 3}})
+    one = s.answer(q2(shape="V1", contract="1"), NOW).body
+    three = s.answer(q2(shape="V1", contract="3", rarity=True), NOW).body
+    assert [a.get("rarity") for a in three["achievements"]] == [items[0]["rarity"], None, items[2]["rarity"]]
+    assert not any("rarity" in a for a in one["achievements"])
+    stripped = [{k: v for k, v in a.items() if k != "rarity"} for a in three["achievements"]]
+    assert {**three, "achievements": stripped} == one
+    VALIDATORS["V1"].validate(three)  # R7: the V1 schema accepts rarity as python-xbox parses it
+    VALIDATORS["V1"].validate(one)
 
 
 def test_r6_rarity_only_with_contract_4(store):

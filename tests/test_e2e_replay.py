@@ -77,7 +77,7 @@ def test_r6_r8_replay_answers_locale_contract_and_errors(tmp_path):
         fr = proxy.request(f"/users/xuid({XUID})/achievements?titleId={STARFALL}&maxItems=3",
                            {"Accept-Language": "fr-CA, en;q=0.5"})
         v1 = proxy.request(f"/users/xuid({XUID})/achievements?titleId=1297290392", contract=None)
-        odd = proxy.request(f"/users/xuid({XUID})/achievements?titleId={STARFALL}", contract="3")
+        odd = proxy.request(f"/users/xuid({XUID})/achievements?titleId={STARFALL}", contract="5")
         bad = proxy.request(f"/users/xuid({XUID})/achievements?maxItems=0")
         other_user = proxy.request("/users/xuid(2533274800000099)/achievements?titleId=1")
     french = example_title(STARFALL, "fr-FR")

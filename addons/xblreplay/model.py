@@ -92,7 +92,7 @@ class AchievementsQuery:
     token_offset: int | None = None  # offset parsed from the token (R5 forms)
     contract: str | None = None  # raw x-xbl-contract-version value
     shape: str | None = "V1"  # "V1" | "V2" | None (unsupported version: empty 200, R6)
-    rarity: bool = False  # contract 4 keeps recorded rarity (R6)
+    rarity: bool = False  # contracts 3 (V1) and 4 (V2) keep recorded rarity (R6)
     locales: tuple[str, ...] = ()  # Accept-Language preference list, best first
     userhash: str | None = None  # from Authorization (never logged or stored raw)
 

@@ -190,7 +190,8 @@ class Replayer:
             p = check.path_params
             shape = query.shape if query is not None else "V2"
             locales = query.locales if query is not None else ()
-            answer = self.store.answer_detail(p["xuid"], p["scid"], p["achievement_id"], shape, locales)
+            rarity = query.rarity if query is not None else False
+            answer = self.store.answer_detail(p["xuid"], p["scid"], p["achievement_id"], shape, locales, rarity)
             if answer.status != 404:
                 return answer
         recorded = self.interactions.get(interaction_key(method, url))

@@ -412,8 +412,8 @@ class Validator:
             if shape is None:
                 violations.append(Violation(
                     "R6", "header", _CONTRACT_HEADER, WARNING,
-                    f"contract version {_shown(contract or '')} is not 1, 2 or 4; "
-                    "the answer is an empty list", "contract-version"))
+                    f"contract version {_shown(contract or '')} is not one of "
+                    f"{', '.join(sorted(self._contracts))}; the answer is an empty list", "contract-version"))
             language = headers.get("accept-language")
             check.query = AchievementsQuery(
                 xuid=path_params["xuid"], contract=contract, shape=shape, rarity=rarity,
