@@ -267,6 +267,11 @@ def _facts(item: dict | _Compact, shape: str, title: int) -> tuple[int, bool, st
             name)
 
 
+def without_rarity(item: dict) -> dict:
+    """The item as contracts 1 and 2 carry it (R6): no ``rarity``."""
+    return {k: v for k, v in item.items() if k != "rarity"} if "rarity" in item else item
+
+
 def definition(item: dict, shape: str) -> dict:
     """R3 possibleOnly: a copy of the item without the user's data (the item is not touched)."""
     out = dict(item)
@@ -843,9 +848,8 @@ class DatasetStore:
         items = [ds.wire(i) for i in positions]
         if possible:
             items = [definition(item, ds.shape) for item in items]
-        if ds.shape == "V2" and not query.rarity:
-            items = [{k: v for k, v in item.items() if k != "rarity"} if "rarity" in item else item
-                     for item in items]
+        if not query.rarity:  # R6: contracts 3 (V1) and 4 (V2) keep recorded rarity; 1 and 2 drop it
+            items = [without_rarity(item) for item in items]
         body: dict[str, Any] = {"achievements": items, **_paging(ds, following, total)}
         reason = "; ".join(reasons)
         return Answer(status=200, body=body, headers=[("X-Xblreplay-Reason", reason)] if reason else [],
@@ -874,8 +878,8 @@ class DatasetStore:
                       f"({shape}, {ds.locale})")
             return _diagnostic(404, "R9", "not-recorded", "achievementid", reason)
         item = ds.wire(pos)
-        if shape == "V2" and not rarity and "rarity" in item:
-            item = {k: v for k, v in item.items() if k != "rarity"}
+        if not rarity:
+            item = without_rarity(item)
         body: dict[str, Any] = {"achievements": [item],
                                 "pagingInfo": {"continuationToken": None, "totalRecords": 1}}
         if shape == "V1":
