@@ -514,6 +514,22 @@ def test_r6_contract_3_is_contract_1_with_recorded_rarity():
     VALIDATORS["V1"].validate(one)
 
 
+def test_r1_r6_a_page_without_rarity_keeps_the_rarity_recorded_under_contract_3():
+    s = DatasetStore()
+    rare = v1_item(T1, 1)
+    rare["rarity"] = {"currentCategory": "Rare", "currentPercentage": 4.5}
+    page = lambda item: {"achievements": [item], "version": NEVER,
+                         "pagingInfo": {"continuationToken": None, "totalRecords": 1}}
+    s.add_listing(XUID, "V1", "en-US", {}, page(rare), rarity=True)
+    later = {**v1_item(T1, 1), "name": "Renamed"}  # re-recorded under contract 1: no rarity field
+    s.add_listing(XUID, "V1", "en-US", {}, page(later), rarity=False)
+    (item,) = s.answer(q2(shape="V1", rarity=True), NOW).body["achievements"]
+    assert item == {**later, "rarity": rare["rarity"]}
+    s.add_listing(XUID, "V1", "en-US", {}, page(later), rarity=True)  # contract 3 says: no rarity now
+    (item,) = s.answer(q2(shape="V1", rarity=True), NOW).body["achievements"]
+    assert item == later
+
+
 def test_r6_rarity_only_with_contract_4(store):
     plain = store.answer(q2(title_ids=(T1,)), NOW).body["achievements"]
     rare = store.answer(q2(title_ids=(T1,), rarity=True), NOW).body["achievements"]

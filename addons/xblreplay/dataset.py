@@ -364,10 +364,16 @@ class _Dataset:
 
     # -- building
 
-    def merge(self, item: dict | _Compact, replace: bool = True) -> None:
-        """R1: add an item, or replace the one with the same identity in its original position."""
+    def merge(self, item: dict | _Compact, replace: bool = True, keep_rarity: bool = False) -> None:
+        """R1: add an item, or replace the one with the same identity in its original position.
+        ``keep_rarity``: the item comes from a page recorded under a contract without rarity
+        (1 or 2), so the rarity known from a contract 3 or 4 recording stays (R6)."""
         meta = item.meta(self.shape) if isinstance(item, _Compact) else _wire_meta(item, self.shape)
         pos = self.index.get(meta.ident)
+        if keep_rarity and pos is not None and isinstance(item, dict) and "rarity" not in item:
+            old_item = self.items[pos]
+            if isinstance(old_item, dict) and "rarity" in old_item:
+                item = {**item, "rarity": old_item["rarity"]}
         if pos is None:
             pos = len(self.items)
             self.index[meta.ident] = pos
@@ -689,11 +695,12 @@ class DatasetStore:
         return ds
 
     def add_listing(self, xuid: int, shape: str, locale: str, params: dict[str, str],
-                    body: dict, recorded_at: str | None = None) -> None:
+                    body: dict, recorded_at: str | None = None, rarity: bool = True) -> None:
         """R1: merge every item of a recorded 200 page; R2: record what it proves complete.
 
         A possibleOnly page carries definitions without user data: it adds unseen achievements
-        but never replaces what is known.
+        but never replaces what is known. ``rarity``: the page was recorded under a contract
+        that carries rarity (3 or 4); a page without it keeps the rarity already known (R6).
         """
         ds = self._dataset(int(xuid), shape, locale)
         source = f"recording {recorded_at}" if recorded_at else "recording"
@@ -702,7 +709,7 @@ class DatasetStore:
         possible = str({str(k).lower(): v for k, v in params.items()}.get("possibleonly", "")).lower() == "true"
         for item in body.get("achievements") or ():
             if isinstance(item, dict):
-                ds.merge(item, replace=not possible)
+                ds.merge(item, replace=not possible, keep_rarity=not rarity)
         if shape == "V1" and isinstance(body.get("version"), str):
             ds.version = body["version"]
         ds.record_coverage(params, body)

@@ -146,7 +146,7 @@ class Replayer:
         for l in listings:
             q = l.query
             locale = q.locales[0] if q.locales else "en-US"
-            self.store.add_listing(q.xuid, q.shape, locale, l.params, l.body, l.recorded_at or None)
+            self.store.add_listing(q.xuid, q.shape, locale, l.params, l.body, l.recorded_at or None, q.rarity)
 
     def recorded_latency(self, check: RequestCheck, method: str, url: str) -> float | None:
         """The latency recorded for this request (ms): its own interaction's, else the median of
