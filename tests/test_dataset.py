@@ -10,6 +10,7 @@ import copy
 import hashlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jsonschema
 import pytest
@@ -17,6 +18,7 @@ import yaml
 
 from xblreplay.dataset import DatasetStore
 from xblreplay.model import NEVER, AchievementsQuery
+from xblreplay.validator import Validator
 
 RULES = Path(__file__).resolve().parents[1] / "rules" / "achievements.openapi.yaml"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -178,6 +180,19 @@ def schema_validator(shape: str) -> jsonschema.Draft202012Validator:
 VALIDATORS = {"V1": schema_validator("V1"), "V2": schema_validator("V2")}
 
 
+_VALIDATOR = Validator.from_rules(RULES.parent)
+
+
+def recorded(params: dict[str, str], shape: str = "V2", rarity: bool = False) -> AchievementsQuery:
+    """The query of a recorded listing, read by the validator as replay reads it."""
+    contract = {("V2", False): "2", ("V2", True): "4", ("V1", False): "1", ("V1", True): "3"}[(shape, rarity)]
+    url = f"/users/xuid({XUID})/achievements" + ("?" + urlencode(params) if params else "")
+    check = _VALIDATOR.check_request("GET", url, {"authorization": "XBL3.0 x=h;t",
+                                                  "x-xbl-contract-version": contract})
+    assert check.ok and check.query is not None, check.violations
+    return check.query
+
+
 def q2(**kw) -> AchievementsQuery:
     kw.setdefault("xuid", XUID)
     kw.setdefault("shape", "V2")
@@ -228,10 +243,10 @@ def ids(body: dict) -> list[str]:
 def test_r1_listing_merge_later_replaces_earlier_in_original_position():
     s = DatasetStore()
     a, b, c = v2_item(T1, 1), v2_item(T1, 2), v2_item(T1, 3)
-    s.add_listing(XUID, "V2", "en-US", {"titleId": str(T1)},
+    s.add_listing(recorded({"titleId": str(T1)}), "en-US",
                   {"achievements": [a, b], "pagingInfo": {"continuationToken": None, "totalRecords": 2}})
     b_later = v2_item(T1, 2, unlocked=datetime(2025, 1, 1, tzinfo=timezone.utc))
-    s.add_listing(XUID, "V2", "en-US", {"titleId": str(T1)},
+    s.add_listing(recorded({"titleId": str(T1)}), "en-US",
                   {"achievements": [c, b_later], "pagingInfo": {"continuationToken": None, "totalRecords": 2}})
     body = s.answer(q2(), NOW).body
     assert body["achievements"] == [a, b_later, c]
@@ -318,7 +333,7 @@ def _page(items, token, total):
 
 def test_r2_whole_unfiltered_listing_covers_its_title():
     s = DatasetStore()
-    s.add_listing(XUID, "V2", "en-US", {"titleId": str(T1)}, _page([v2_item(T1, 1)], None, 1))
+    s.add_listing(recorded({"titleId": str(T1)}), "en-US", _page([v2_item(T1, 1)], None, 1))
     assert s.answer(q2(title_ids=(T1,)), NOW).violations == []
     other = s.answer(q2(title_ids=(T2,)), NOW)
     assert [v.code for v in other.violations] == ["coverage"] and str(T2) in other.reason
@@ -327,11 +342,11 @@ def test_r2_whole_unfiltered_listing_covers_its_title():
 def test_r2_all_pages_of_a_paged_listing_prove_completeness_in_any_recording_order():
     s = DatasetStore()
     items = [v2_item(T1, n) for n in range(5)]
-    s.add_listing(XUID, "V2", "en-US", {"titleId": str(T1), "maxItems": "2", "continuationToken": "2"},
+    s.add_listing(recorded({"titleId": str(T1), "maxItems": "2", "continuationToken": "2"}), "en-US",
                   _page(items[2:4], "4", 5))
-    s.add_listing(XUID, "V2", "en-US", {"titleId": str(T1), "maxItems": "2"}, _page(items[:2], "2", 5))
+    s.add_listing(recorded({"titleId": str(T1), "maxItems": "2"}), "en-US", _page(items[:2], "2", 5))
     assert s.answer(q2(title_ids=(T1,)), NOW).violations  # offset 4 still missing
-    s.add_listing(XUID, "V2", "en-US", {"titleId": str(T1), "skipItems": "4"}, _page(items[4:], None, 5))
+    s.add_listing(recorded({"titleId": str(T1), "skipItems": "4"}), "en-US", _page(items[4:], None, 5))
     ans = s.answer(q2(title_ids=(T1,)), NOW)
     assert ans.violations == [] and ans.body["pagingInfo"]["totalRecords"] == 5
 
@@ -340,21 +355,21 @@ def test_r2_all_pages_of_a_paged_listing_prove_completeness_in_any_recording_ord
 def test_r2_filtered_or_truncated_listing_is_not_coverage(params):
     s = DatasetStore()
     token = "1" if "maxItems" in params else None
-    s.add_listing(XUID, "V2", "en-US", dict(params, titleId=str(T1)), _page([v2_item(T1, 1)], token, 2))
+    s.add_listing(recorded(dict(params, titleId=str(T1))), "en-US", _page([v2_item(T1, 1)], token, 2))
     ans = s.answer(q2(title_ids=(T1,)), NOW)
     assert ans.status == 200 and [v.rule for v in ans.violations] == ["R2"]
 
 
 def test_r2_listing_without_title_covers_every_title():
     s = DatasetStore()
-    s.add_listing(XUID, "V2", "en-US", {}, _page([v2_item(T1, 1)], None, 1))
+    s.add_listing(recorded({}), "en-US", _page([v2_item(T1, 1)], None, 1))
     ans = s.answer(q2(title_ids=(T3,)), NOW)
     assert ans.violations == [] and ans.body["pagingInfo"]["totalRecords"] == 0
 
 
 def test_r2_title_listing_does_not_cover_a_query_over_all_titles():
     s = DatasetStore()
-    s.add_listing(XUID, "V2", "en-US", {"titleId": str(T1)}, _page([v2_item(T1, 1)], None, 1))
+    s.add_listing(recorded({"titleId": str(T1)}), "en-US", _page([v2_item(T1, 1)], None, 1))
     assert [v.code for v in s.answer(q2(), NOW).violations] == ["coverage"]
 
 
@@ -475,7 +490,7 @@ def test_r5_token_wins_over_skip_items(store):
 def test_r5_v1_token_carries_the_reply_version():
     s = DatasetStore()
     version = "2018-03-28T01:28:51.8070000Z"
-    s.add_listing(XUID, "V1", "en-US", {}, {"achievements": [v1_item(T1, n) for n in range(3)],
+    s.add_listing(recorded({}, shape="V1"), "en-US", {"achievements": [v1_item(T1, n) for n in range(3)],
                                             "pagingInfo": {"continuationToken": None, "totalRecords": 3},
                                             "version": version})
     body = s.answer(q2(shape="V1", max_items=2), NOW).body
@@ -502,7 +517,7 @@ def test_r6_contract_3_is_contract_1_with_recorded_rarity():
     items[0]["rarity"] = {"currentCategory": "Common", "currentPercentage": 54.56}
     items[2]["rarity"] = {"currentCategory": "Unset", "currentPercentage": 0}
     version = "2026-10-08T18:27:06.2470000Z"
-    s.add_listing(XUID, "V1", "en-US", {}, {"achievements": items, "version": version,
+    s.add_listing(recorded({}, shape="V1"), "en-US", {"achievements": items, "version": version,
                                             "pagingInfo": {"continuationToken": None, "totalRecords": 3}})
     one = s.answer(q2(shape="V1", contract="1"), NOW).body
     three = s.answer(q2(shape="V1", contract="3", rarity=True), NOW).body
@@ -520,12 +535,12 @@ def test_r1_r6_a_page_without_rarity_keeps_the_rarity_recorded_under_contract_3(
     rare["rarity"] = {"currentCategory": "Rare", "currentPercentage": 4.5}
     page = lambda item: {"achievements": [item], "version": NEVER,
                          "pagingInfo": {"continuationToken": None, "totalRecords": 1}}
-    s.add_listing(XUID, "V1", "en-US", {}, page(rare), rarity=True)
+    s.add_listing(recorded({}, shape="V1", rarity=True), "en-US", page(rare))
     later = {**v1_item(T1, 1), "name": "Renamed"}  # re-recorded under contract 1: no rarity field
-    s.add_listing(XUID, "V1", "en-US", {}, page(later), rarity=False)
+    s.add_listing(recorded({}, shape="V1"), "en-US", page(later))
     (item,) = s.answer(q2(shape="V1", rarity=True), NOW).body["achievements"]
     assert item == {**later, "rarity": rare["rarity"]}
-    s.add_listing(XUID, "V1", "en-US", {}, page(later), rarity=True)  # contract 3 says: no rarity now
+    s.add_listing(recorded({}, shape="V1", rarity=True), "en-US", page(later))  # contract 3: no rarity now
     (item,) = s.answer(q2(shape="V1", rarity=True), NOW).body["achievements"]
     assert item == later
 
@@ -583,7 +598,7 @@ def test_detail_returns_one_item_in_list_shape_or_404(store):
 
 
 def test_read_only_views_report_datasets_and_coverage(store):
-    store.add_listing(XUID, "V2", "fr-FR", {"titleId": str(T1), "unlockedOnly": "true"},
+    store.add_listing(recorded({"titleId": str(T1), "unlockedOnly": "true"}), "fr-FR",
                       _page([v2_item(T1, 1, unlocked=NOW)], None, 1))
     infos = {(i.locale, i.size) for i in store.datasets()}
     assert infos == {("en-US", len(sample_items())), ("fr-FR", 1)}

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from test_dataset import NOW, VALIDATORS, XUID, all_pages, hand, hand_order, reference, v1_item, v2_item
+from test_dataset import recorded
 from xblreplay.dataset import DatasetStore
 from xblreplay.model import ORDERS, TYPES, AchievementsQuery
 
@@ -87,7 +88,7 @@ def test_r1_r2_recorded_pages_rebuild_dataset_and_prove_coverage(items, size, da
     for start in recording:
         token = str(start + size) if start + size < len(items) else None
         params = {"maxItems": str(size)} | ({"skipItems": str(start)} if start else {})
-        store.add_listing(XUID, "V2", "en-US", params, {
+        store.add_listing(recorded(params), "en-US", {
             "achievements": copy.deepcopy(items[start:start + size]),
             "pagingInfo": {"continuationToken": token, "totalRecords": len(items)}})
     ans = store.answer(AchievementsQuery(xuid=XUID, shape="V2", max_items=1000, rarity=True), NOW)

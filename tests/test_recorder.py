@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from xblreplay import cassette
+from xblreplay import DEFAULT_RULES_DIR, cassette
 from xblreplay.recorder import Recorder, RecorderProcess, cassette_path
+from xblreplay.validator import Validator
 
 ADDONS = Path(__file__).resolve().parents[1] / "addons"
 XUID = 2533274800000001
@@ -47,11 +48,23 @@ BOTH = pytest.mark.parametrize("make", [Recorder, RecorderProcess], ids=["thread
 
 
 def test_file_layout_per_xuid_and_title(tmp_path):
-    assert cassette_path(tmp_path, f"{BASE}?titleId=20,3&maxItems=5") == tmp_path / f"recorded/{XUID}/3_20.yaml"
-    assert cassette_path(tmp_path, BASE) == tmp_path / f"recorded/{XUID}/all.yaml"
-    assert cassette_path(tmp_path, "https://achievements.xboxlive.com/other") == tmp_path / "recorded/other.yaml"
+    """Files are named from the one reading of the request (the validator's)."""
+    validator = Validator.from_rules(DEFAULT_RULES_DIR)
+
+    def where(url: str) -> Path:
+        return cassette_path(tmp_path, validator.check_request("GET", url, {}))
+
+    assert where(f"{BASE}?titleId=20,3&maxItems=5") == tmp_path / f"recorded/{XUID}/3_20.yaml"
+    assert where(f"{BASE}?titleId=20&titleId=3") == tmp_path / f"recorded/{XUID}/3_20.yaml"  # joined as the service does
+    assert where(BASE) == tmp_path / f"recorded/{XUID}/all.yaml"
+    assert where(f"https://achievements.xboxlive.com/users/xuid({XUID})/titleachievements?titleId=7") == \
+        tmp_path / f"recorded/{XUID}/7.yaml"
+    assert where("https://achievements.xboxlive.com/other") == tmp_path / "recorded/other.yaml"
     # titleId values that are not uint32 lists never become file names
-    assert cassette_path(tmp_path, f"{BASE}?titleId=../../x") == tmp_path / "recorded/other.yaml"
+    assert where(f"{BASE}?titleId=../../x") == tmp_path / "recorded/other.yaml"
+    # a long title list gets a bounded name
+    many = where(f"{BASE}?titleId=" + ",".join(str(4000000000 - n) for n in range(400)))
+    assert many.parent == tmp_path / f"recorded/{XUID}" and len(many.name) < 64
 
 
 def test_record_writes_structured_json_and_body_text(tmp_path):

@@ -125,6 +125,16 @@ def test_leak_scan_names_secrets_and_generic_patterns():
     assert redact.leak_scan(b"x: harmless", {"request header signature": sig}) == []
 
 
+def real_jwt(claims: dict | None = None) -> str:
+    """A JWS as services issue them: base64url JSON header with alg, payload, signature."""
+    def seg(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return ".".join([seg(json.dumps({"alg": "RS256", "typ": "JWT"}).encode()),
+                     seg(json.dumps(claims or {"sub": "1", "xid": "2533274800000001"}).encode()),
+                     seg(random.randbytes(64))])
+
+
 def test_write_atomic_redacts_and_refuses_leaks(tmp_path):
     jwt = "eyJ" + base64.urlsafe_b64encode(random.randbytes(60)).decode()
     path = tmp_path / "hand.yaml"
@@ -136,7 +146,7 @@ def test_write_atomic_redacts_and_refuses_leaks(tmp_path):
     assert cassette.load_file(path)["interactions"][0]["request"]["url"] == BASE
     leaky = tmp_path / "leaky.yaml"
     with pytest.raises(redact.LeakError) as info:
-        cassette.write_atomic(leaky, {"xblreplay": 1, "recorded_at": jwt})  # not a redacted field
+        cassette.write_atomic(leaky, {"xblreplay": 1, "recorded_at": real_jwt()})  # not a redacted field
     assert info.value.findings == ["JWT"]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["hand.yaml"]
 
@@ -154,8 +164,71 @@ def test_redact_url_keeps_known_parameters():
     assert redact.redact_url("https://user:pw@achievements.xboxlive.com/x?a=1") == \
         "https://achievements.xboxlive.com/x?a=1"
 
+# ---------------------------------------------------------------- lossless bodies
+
+# Values real Xbox One pages carry (tests/data/real/): long, blob-shaped, and not secrets.
+REAL_VALUES = [
+    "80d93993-c58a-44c0-8863-6e4d0b4ee5fc.png",
+    "afef6035-74c3-4c32-9c31-33853cad886e_persona",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "A" * 44,
+    "Decode eyJhbGciOi to win: the prefix of a JWT header is not a JWT",
+    "eyJub3QiOiJhIGhlYWRlciJ9.e30.c2ln",  # decodes, but to a JSON object without alg
+    IMAGE,
+]
+
+
+def test_bodies_keep_every_value_that_is_not_verifiably_a_secret():
+    body = {"achievements": [{"id": str(n), "description": v, "mediaAssets": [{"name": v}]}
+                             for n, v in enumerate(REAL_VALUES)]}
+    pattern = redact.secret_pattern(redact.request_secrets(BASE, {"authorization": f"XBL3.0 x=3141592653589793238;{real_jwt()}"}))
+    assert redact.redact_body(body, pattern) == (body, [])
+    text = json.dumps(body)
+    assert redact.redact_body(body, pattern, text)[0] is body
+    recorded = redact.recorded_body(text.encode(), "application/json", pattern)
+    assert (recorded.body, recorded.raw, recorded.removals) == (body, text, [])
+
+
+def test_secrets_and_verified_credentials_are_removed_and_reported_by_path():
+    token = real_jwt()
+    other = real_jwt({"sub": "someone else"})
+    headers = {"authorization": f"XBL3.0 x=2535467123456789012;{token}", "signature": "AAAAAQHa" + "x" * 60}
+    pattern = redact.secret_pattern(redact.request_secrets(BASE, headers))
+    body = {"achievements": [
+        {"id": "1", "description": f"echo {token} end", "name": "kept"},
+        {"id": "2", "description": "uhs 2535467123456789012", "rewards": [{"value": f"Bearer {other}"}]},
+        {"id": "3", "lockedDescription": "XBL3.0 x=99;sometoken and more", f"k{token}": 1},
+    ]}
+    redacted, removals = redact.redact_body(body, pattern)
+    a = redacted["achievements"]
+    assert a[0] == {"id": "1", "description": f"echo {redact.REDACTED} end", "name": "kept"}
+    assert a[1]["description"] == f"uhs {redact.REDACTED}"
+    assert a[1]["rewards"][0]["value"] == f"Bearer {redact.REDACTED}"
+    assert a[2]["lockedDescription"] == f"{redact.REDACTED} and more"
+    assert f"k{redact.REDACTED}" in a[2]
+    assert [(r.path, r.what) for r in removals] == [
+        ("/achievements/0/description", "authorization token"),
+        ("/achievements/1/description", "authorization userhash"),
+        ("/achievements/1/rewards/0/value", "JWT"),
+        ("/achievements/2/lockedDescription", "XBL authorization"),
+        (f"/achievements/2/k{redact.REDACTED}", "authorization token"),
+    ]
+    assert body["achievements"][0]["description"] == f"echo {token} end"  # the input is not touched
+    # The bytes-level check and the full recording path agree.
+    raw = json.dumps(body).encode()
+    assert redact.removals_in(raw, "application/json", pattern) == removals
+    assert redact.recorded_body(raw, "application/json", pattern).body == redacted
+
+
+def test_the_leak_scan_and_redaction_agree_on_credentials():
+    assert redact.leak_scan(f"x: {real_jwt()}".encode(), {}) == ["JWT"]
+    for value in REAL_VALUES:
+        assert redact.leak_scan(json.dumps({"v": value}).encode(), {}) == []
+
+
 _pieces = st.sampled_from(["", "ok", "eyJhbGciOiJIUzI1NiJ9.e30.sig", "XBL3.0 x=1;t", "A" * 44, "\"", "\\",
-                           "s3cr3t-value", "a\"b\\c-secret", "https://x.invalid/a", "0001-01-01T00:00:00Z"])
+                           "s3cr3t-value", "a\"b\\c-secret", "https://x.invalid/a", "0001-01-01T00:00:00Z",
+                           "eyJhbGciOi", "/", "\u00e9"])
 _strings = st.lists(_pieces, max_size=3).map("".join)
 _json = st.recursive(st.none() | st.booleans() | st.integers() | _strings,
                      lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_strings, kids, max_size=4),
@@ -165,10 +238,13 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | _strings,
 @given(body=_json, secret=st.sampled_from(["s3cr3t-value", "a\"b\\c-secret", "no-such-secret"]))
 @settings(max_examples=300, deadline=None)
 def test_fast_redaction_check_agrees_with_the_full_walk(body, secret):
-    """redact_body skips the walk only when the walk would change nothing."""
+    """redact_body skips the walk only when the walk would change nothing; removals_in (the
+    proxy's check on the bytes) reports exactly what the recording removes."""
     pattern = redact.secret_pattern({"header": secret})
-    walked = redact._redact_value(body, pattern)
-    assert redact.redact_body(body, pattern) == walked
+    walked: list = []
+    expected = redact._redact_value(body, pattern, "", walked)
+    assert redact.redact_body(body, pattern) == (expected, walked)
     # With the JSON text the body came from (escaped or not) the answer is the same.
     for text in (json.dumps(body), json.dumps(body, ensure_ascii=False)):
-        assert redact.redact_body(body, pattern, text) == walked
+        assert redact.redact_body(body, pattern, text) == (expected, walked)
+        assert redact.removals_in(text.encode(), "application/json", pattern) == walked

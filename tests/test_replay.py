@@ -38,9 +38,9 @@ def test_recorded_latency_is_the_interactions_own_else_the_endpoint_median():
     own = HOST + f"/users/xuid({XUID})/achievements?titleId=2"
     other = HOST + f"/users/xuid({XUID})/achievements?titleId=77&maxItems=5"
     detail = HOST + f"/users/xuid({XUID})/achievements/00000000-0000-0000-0000-000000000001/5"
-    assert rp.recorded_latency(rp.validator.check_request("GET", own, AUTH), "GET", own) == 100.0
-    assert rp.recorded_latency(rp.validator.check_request("GET", other, AUTH), "GET", other) == 70.0  # median 40/70/100
-    assert rp.recorded_latency(rp.validator.check_request("GET", detail, AUTH), "GET", detail) is None
+    assert rp.recorded_latency(rp.validator.check_request("GET", own, AUTH)) == 100.0
+    assert rp.recorded_latency(rp.validator.check_request("GET", other, AUTH)) == 70.0  # median 40/70/100
+    assert rp.recorded_latency(rp.validator.check_request("GET", detail, AUTH)) is None
 
 
 def test_recorded_latency_feeds_a_recorded_multiple_profile():
@@ -49,7 +49,7 @@ def test_recorded_latency_feeds_a_recorded_multiple_profile():
     url = HOST + f"/users/xuid({XUID})/history/titles"
     check = rp.validator.check_request("GET", url, AUTH)
     faults = FaultInjector(parse_profile({"latency": {"recorded": 3}, "faults": []}))
-    assert faults.decide(check.endpoint, rp.recorded_latency(check, "GET", url)).delay_s == pytest.approx(0.027)
+    assert faults.decide(check.endpoint, rp.recorded_latency(check)).delay_s == pytest.approx(0.027)
 
 
 def page(ids: list[int], start: int, total: int, title: int = 1) -> dict:

@@ -277,7 +277,7 @@ class Achievements:
                 return self._answer(flow, state, throttled)
 
         if self.faults is not None:
-            recorded = self.replayer.recorded_latency(check, req.method, url) if self.replayer else None
+            recorded = self.replayer.recorded_latency(check) if self.replayer else None
             decision = self.faults.decide(check.endpoint, recorded)
             if decision.delay_s > 0:
                 await asyncio.sleep(decision.delay_s)  # never blocks other flows
@@ -377,7 +377,7 @@ class Achievements:
         if self.patterns is not None:
             retry_after = flow.response.headers.get("retry-after") if flow.response is not None else None
             violations += self.patterns.observe(
-                *caller_key(state.check), f"{flow.request.method} {state.url}",
+                *caller_key(state.check), state.check.key,
                 status or 0, float(retry_after) if retry_after and retry_after.isdigit() else None,
             )
         latency_ms = (time.monotonic() - state.started) * 1000

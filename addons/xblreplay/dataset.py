@@ -438,27 +438,22 @@ class _Dataset:
         for lst in self._lists(meta):
             lst.remove(pos)
 
-    def record_coverage(self, params: dict[str, str], body: dict) -> None:
+    def record_coverage(self, query: AchievementsQuery, body: dict) -> None:
         """R2: a listing not filtered by unlockedOnly/types whose pages cover [0, totalRecords)."""
-        p = {str(k).lower(): str(v) for k, v in params.items()}
-        if p.get("unlockedonly", "").lower() == "true" or p.get("possibleonly", "").lower() == "true":
+        if query.unlocked_only or query.possible_only:
             return
-        if "types" in p and {t.strip().lower() for t in p["types"].split(",")} != {t.lower() for t in TYPES}:
+        if query.types is not None and set(query.types) != set(TYPES):
             return
-        try:
-            titles = tuple(sorted({int(t) for t in p["titleid"].split(",")})) if p.get("titleid") else None
-            token = p.get("continuationtoken")
-            start = int(token.split(",", 1)[0]) if token else int(p.get("skipitems") or 0)
-        except ValueError:
-            return
+        titles = tuple(sorted(set(query.title_ids))) if query.title_ids is not None else None
+        start = query.start
         paging = body.get("pagingInfo") or {}
         end = start + len(body.get("achievements") or ())
         total = paging.get("totalRecords")
         if paging.get("continuationToken") is None:  # the last page: it ends the result
             total = total if isinstance(total, int) else end
-            complete = start == 0 or self._add_range(titles, p, total, start, end)
+            complete = start == 0 or self._add_range(titles, query.order_by, total, start, end)
         else:
-            complete = isinstance(total, int) and self._add_range(titles, p, total, start, end)
+            complete = isinstance(total, int) and self._add_range(titles, query.order_by, total, start, end)
         if complete:
             if titles is None:
                 self.all_titles = True
@@ -466,8 +461,8 @@ class _Dataset:
                 self.covered.update(titles)
             self._invalidate()
 
-    def _add_range(self, titles: tuple | None, p: dict[str, str], total: int, start: int, end: int) -> bool:
-        key = (titles, p.get("orderby", "unordered").lower(), total)
+    def _add_range(self, titles: tuple | None, order: str, total: int, start: int, end: int) -> bool:
+        key = (titles, order, total)
         ranges = self.ranges[key] = _merge_range(self.ranges.get(key, []), start, end)
         return ranges[0][0] <= 0 and ranges[0][1] >= total
 
@@ -694,25 +689,26 @@ class DatasetStore:
             self._locales.setdefault((xuid, shape), []).append(locale)
         return ds
 
-    def add_listing(self, xuid: int, shape: str, locale: str, params: dict[str, str],
-                    body: dict, recorded_at: str | None = None, rarity: bool = True) -> None:
-        """R1: merge every item of a recorded 200 page; R2: record what it proves complete.
+    def add_listing(self, query: AchievementsQuery, locale: str, body: dict,
+                    recorded_at: str | None = None) -> None:
+        """R1: merge every item of a recorded 200 page (``query``: the recorded request, read by
+        the validator); R2: record what it proves complete.
 
         A possibleOnly page carries definitions without user data: it adds unseen achievements
-        but never replaces what is known. ``rarity``: the page was recorded under a contract
-        that carries rarity (3 or 4); a page without it keeps the rarity already known (R6).
+        but never replaces what is known. A page recorded under a contract without rarity (1 or
+        2) keeps the rarity already known from contract 3 or 4 (R6).
         """
-        ds = self._dataset(int(xuid), shape, locale)
+        shape = query.shape
+        ds = self._dataset(int(query.xuid), shape, locale)
         source = f"recording {recorded_at}" if recorded_at else "recording"
         if source not in ds.sources:
             ds.sources.append(source)
-        possible = str({str(k).lower(): v for k, v in params.items()}.get("possibleonly", "")).lower() == "true"
         for item in body.get("achievements") or ():
             if isinstance(item, dict):
-                ds.merge(item, replace=not possible, keep_rarity=not rarity)
+                ds.merge(item, replace=not query.possible_only, keep_rarity=not query.rarity)
         if shape == "V1" and isinstance(body.get("version"), str):
             ds.version = body["version"]
-        ds.record_coverage(params, body)
+        ds.record_coverage(query, body)
 
     def add_hand_dataset(self, entry: dict, source: str = "") -> None:
         """A cassette `datasets:` item (docs/DESIGN.md); raises ValueError on a malformed entry."""

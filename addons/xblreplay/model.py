@@ -117,6 +117,11 @@ class RequestCheck:
     status: int | None = None  # the R8 status (400/401/403/404) when the request is invalid
     query: AchievementsQuery | None = None  # set for EP_LIST (and EP_DETAIL/EP_HISTORY paging)
     path_params: dict[str, Any] = field(default_factory=dict)  # xuid, scid, achievement_id
+    # The titleId list of any user path (recording files it by title): None when not sent;
+    # bad_title_ids when sent but not a comma list of uint32.
+    title_ids: tuple[int, ...] | None = None
+    bad_title_ids: bool = False
+    key: str = ""  # "the same request" (request.request_key): exact replay, recording, call patterns
 
     @property
     def errors(self) -> list[Violation]:

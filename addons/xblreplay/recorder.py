@@ -6,18 +6,18 @@ written once per batch through :func:`cassette.update_file` (locked, atomic, fsy
 
 Files: ``<dir>/recorded/<xuid>/<titleIds joined with _ | all>.yaml`` for ``/users/xuid(N)/…``
 paths, ``<dir>/recorded/other.yaml`` for anything else. Within a file interactions are keyed by
-(method, url, contract version, accept-language) and sorted; re-recording a key replaces it, but an
+:func:`request.request_key` ("the same request", as replay matches it) and sorted; re-recording a
+key replaces it, but an
 identical exchange (ignoring latency) keeps the stored entry, so the file stays byte-identical.
 """
 
 from __future__ import annotations
 
 import collections
-import json
+import hashlib
 import os
 import pickle
 import queue
-import re
 import subprocess
 import sys
 import threading
@@ -25,41 +25,36 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from . import cassette, redact
-from .model import HOST
+from . import DEFAULT_RULES_DIR, cassette, redact
+from .model import RequestCheck
+from .request import parse_authorization, request_key
+from .validator import Validator
 
-_XUID_PATH = re.compile(r"/users/xuid\((\d{1,20})\)(?:/|$)")
-_TITLE_IDS = re.compile(r"\d{1,10}(?:,\d{1,10})*")
 _STOP = object()
 COALESCE_S = 0.1  # how long the writer waits to gather a batch (the most a crash can lose)
+MAX_NAME = 120  # longest title-list file name; longer lists are named by their hash
 
 
-def cassette_path(cassette_dir: Path, url: str) -> Path:
-    """Where an exchange for ``url`` is recorded."""
-    parts = urlsplit(url)
-    m = _XUID_PATH.match(parts.path)
-    if parts.hostname != HOST or not m:
+def cassette_path(cassette_dir: Path, check: RequestCheck) -> Path:
+    """Where an exchange is recorded, from the one reading of its request: a user path goes
+    to ``recorded/<xuid>/<sorted titleIds joined with _ | all>.yaml``, anything else (other
+    paths, a malformed titleId) to ``recorded/other.yaml``."""
+    xuid = check.path_params.get("xuid")
+    if xuid is None or check.bad_title_ids:
         return cassette_dir / "recorded" / "other.yaml"
-    titles = [v for k, v in parse_qsl(parts.query) if k.lower() == "titleid"]
-    if not titles:
-        return cassette_dir / "recorded" / m.group(1) / "all.yaml"
-    if len(titles) > 1 or not _TITLE_IDS.fullmatch(titles[0]):
-        return cassette_dir / "recorded" / "other.yaml"
-    ids = sorted({int(t) for t in titles[0].split(",")})
-    return cassette_dir / "recorded" / m.group(1) / ("_".join(map(str, ids)) + ".yaml")
+    if check.title_ids is None:
+        return cassette_dir / "recorded" / str(xuid) / "all.yaml"
+    name = "_".join(map(str, sorted(set(check.title_ids))))
+    if len(name) > MAX_NAME:
+        name = f"titles-{len(set(check.title_ids))}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return cassette_dir / "recorded" / str(xuid) / (name + ".yaml")
 
 
-def _key(interaction: dict) -> tuple[str, str, str, str]:
+def _key(interaction: dict) -> str:
     request = interaction["request"]
-    headers = request.get("headers") or {}
-    return (
-        request["method"],
-        request["url"],
-        headers.get("x-xbl-contract-version", ""),
-        headers.get("accept-language", ""),
-    )
+    return request_key(request["method"], request["url"], request.get("headers") or {})
 
 
 def _content(interaction: dict) -> tuple:
@@ -86,34 +81,20 @@ def build_interaction(
     content_type: str | None,
     latency_ms: float,
     recorded_at: datetime | str | None,
-) -> tuple[dict, dict[str, str], str]:
-    """A redacted cassette interaction, the exchange's secrets (for the leak scan) and the
-    interaction's cassette line."""
+) -> tuple[dict, dict[str, str], str, list[redact.Removal]]:
+    """A redacted cassette interaction, the exchange's secrets (for the leak scan), the
+    interaction's cassette line and what was removed from its body."""
     secrets = redact.request_secrets(url, request_headers, response_headers)
-    secret_re = redact.secret_pattern(secrets)
     response: dict = {
         "status": int(status),
         "headers": redact.redact_response_headers(response_headers),
         "latency_ms": round(max(float(latency_ms), 0.0), 1),
     }
-    raw_body = None
-    if body:
-        parsed = None
-        if content_type and "json" in content_type.lower():
-            try:
-                parsed = (json.loads(body),)
-            except ValueError:
-                pass
-        if parsed is not None:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
-            response["body"] = redact.redact_body(parsed[0], secret_re, text)
-            if response["body"] is parsed[0]:  # nothing redacted: the service's text can stand
-                raw_body = cassette.raw_json(text)
-        else:
-            response["body_text"] = redact.redact_text(body.decode("utf-8", "replace"), secret_re)
+    recorded = redact.recorded_body(body, content_type, redact.secret_pattern(secrets))
+    if recorded.is_json:
+        response["body"] = recorded.body
+    elif recorded.body_text is not None:
+        response["body_text"] = recorded.body_text
     interaction = {
         "recorded_at": _timestamp(recorded_at),
         "request": {
@@ -123,7 +104,8 @@ def build_interaction(
         },
         "response": response,
     }
-    return interaction, secrets, cassette.interaction_line(interaction, raw_body)
+    line = cassette.interaction_line(interaction, cassette.raw_json(recorded.raw))
+    return interaction, secrets, line, recorded.removals
 
 
 def _merge(new: dict[tuple, dict], bindings: set[tuple[str, int]]) -> Callable[[dict | None], dict]:
@@ -166,8 +148,11 @@ class _Reports:
 class Recorder(_Reports):
     """Queues exchanges and writes them to cassettes on a background thread."""
 
-    def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None):
+    def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None,
+                 rules_dir: str | Path | None = None):
         super().__init__(cassette_dir, on_error)
+        self._rules_dir = rules_dir
+        self._validator: Validator | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._hurry = threading.Event()  # set by flush/close: write now, do not gather
@@ -240,15 +225,22 @@ class Recorder(_Reports):
             if len(items) != len(batch):
                 return
 
+    def _read(self, method: str, url: str, headers: Mapping[str, str]) -> RequestCheck:
+        """The request read as the proxy reads it (the contract's parsers), for its file and binding."""
+        if self._validator is None:
+            self._validator = Validator.from_rules(self._rules_dir or DEFAULT_RULES_DIR)
+        return self._validator.check_request(method, url, dict(headers))
+
     def _write(self, items: list[tuple]) -> None:
         files: dict[Path, tuple[dict, set, dict]] = {}
         for item in items:
             method, url = item[0], item[1]
             request_headers = {k.lower(): v for k, v in item[2].items()}
             item = (method, url, request_headers, *item[3:])
-            path = cassette_path(self.cassette_dir, url)
             try:
-                interaction, secrets, line = build_interaction(*item)
+                check = self._read(method, url, request_headers)
+                path = cassette_path(self.cassette_dir, check)
+                interaction, secrets, line, _removed = build_interaction(*item)
                 findings = redact.leak_scan(line.encode("utf-8"), secrets)
                 if findings:
                     raise redact.LeakError(f"{path} ({method} {urlsplit(url).path})", findings)
@@ -260,10 +252,10 @@ class Recorder(_Reports):
             new, bindings, file_secrets = files.setdefault(path, ({}, set(), {}))
             new[_key(interaction)] = interaction
             file_secrets.update(secrets)
-            auth = redact.parse_authorization(request_headers.get("authorization"))
-            m = _XUID_PATH.match(urlsplit(url).path)
-            if auth and m and 200 <= int(item[3]) < 300:
-                bindings.add((redact.userhash_sha256(auth[0]), int(m.group(1))))
+            auth = parse_authorization(request_headers.get("authorization"))
+            xuid = check.path_params.get("xuid")
+            if auth and xuid is not None and 200 <= int(item[3]) < 300:
+                bindings.add((redact.userhash_sha256(auth[0]), int(xuid)))
         for path, (new, bindings, secrets) in files.items():
             try:
                 cassette.update_file(path, _merge(new, bindings), secrets)
@@ -301,11 +293,15 @@ class RecorderProcess(_Reports):
     xblreplay.recorder DIR``) fed through a pipe by a sender thread. If the parent dies, the
     child sees the pipe close, writes what it has and exits."""
 
-    def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None):
+    def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None,
+                 rules_dir: str | Path | None = None):
         super().__init__(cassette_dir, on_error)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p))
-        self._proc = subprocess.Popen([sys.executable, "-m", "xblreplay.recorder", str(self.cassette_dir)],
+        argv = [sys.executable, "-m", "xblreplay.recorder", str(self.cassette_dir)]
+        if rules_dir is not None:
+            argv.append(str(rules_dir))
+        self._proc = subprocess.Popen(argv,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()
@@ -386,7 +382,7 @@ class RecorderProcess(_Reports):
             self._cond.notify_all()
 
 
-def _serve(cassette_dir: str) -> None:
+def _serve(cassette_dir: str, rules_dir: str | None = None) -> None:
     """The child's side: a Recorder fed from stdin; reports and flush answers on stdout."""
     os.nice(10)
     out, lock = sys.stdout.buffer, threading.Lock()
@@ -396,7 +392,7 @@ def _serve(cassette_dir: str) -> None:
             pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
 
-    rec = Recorder(cassette_dir, on_error=lambda exc: send(("error", *_describe(exc))))
+    rec = Recorder(cassette_dir, on_error=lambda exc: send(("error", *_describe(exc))), rules_dir=rules_dir)
     inp = sys.stdin.buffer
     while True:
         try:
@@ -412,4 +408,4 @@ def _serve(cassette_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve(*sys.argv[1:3])

@@ -1,18 +1,27 @@
 """Secret removal and the leak scan, applied on every path that writes a cassette.
 
-Headers are kept only from allow-lists, token-shaped query values and body strings are replaced,
-and the serialized bytes are scanned for the request's own secrets before anything is written.
-The caller's userhash is kept only as its SHA-256 (``bindings``).
+A recording keeps every value the service sent. What is removed is only what is verifiably a
+secret: headers are kept from allow-lists; in URLs, token-shaped values of unknown query
+parameters are dropped; in bodies, only the exchange's own secrets (the Authorization value, its
+userhash and token, Signature, cookie values, wherever they appear) and verified credentials (an
+``XBL3.0 x=…;…`` value, a JWT whose first segment decodes to a JSON header with ``alg``) are
+replaced, each removal reported with its JSON path (:class:`Removal`). Before anything is written
+the serialized bytes are scanned for the exchange's secrets and verified credentials. The
+caller's userhash is kept only as its SHA-256 (``bindings``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from .request import KNOWN_PARAMS, parse_authorization, query_pairs
 
 REDACTED = "<redacted>"
 
@@ -20,20 +29,20 @@ REQUEST_HEADERS = frozenset(
     {"x-xbl-contract-version", "accept-language", "content-type", "x-requestedserviceversion", "accept"}
 )
 RESPONSE_HEADERS = frozenset({"content-type", "retry-after", "www-authenticate"})
-# Query parameters of the achievements endpoints (achievements-api.md §1.2), lowercase.
-KNOWN_PARAMS = frozenset(
-    {"skipitems", "continuationtoken", "maxitems", "titleid", "unlockedonly", "possibleonly", "types", "orderby"}
-)
 # Headers whose values are secrets wherever they appear.
 SECRET_HEADERS = ("authorization", "proxy-authorization", "signature", "cookie", "set-cookie")
 MIN_SECRET_LEN = 8  # shorter values are too likely to occur by chance
 
-_JWT = r"eyJ[A-Za-z0-9_-]{10,}(?:\.[A-Za-z0-9_-]*){0,4}"
-_XBL_AUTH = r"XBL[23]\.0 x=[^\s\"',]*"
-_TOKEN_RE = re.compile(f"{_JWT}|{_XBL_AUTH}")
+# Credentials recognised in any text, each verified before it is removed:
+# * an Xbox Live authorization value, "XBL3.0 x=<userhash>;<token>" (or XBL2.0);
+# * a JWT (JWS or JWE): base64url segments joined by dots whose first segment decodes to a JSON
+#   object with "alg" -- so a description that merely contains "eyJ" text is left alone.
+_XBL_AUTH = re.compile(r"XBL[23]\.0 x=[^;\s\"'\\]+;[^\s\"'\\,]+", re.IGNORECASE)
+_JWT_CANDIDATE = re.compile(r"eyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){1,4}")
+JWT, XBL_AUTH = "JWT", "XBL authorization"
+# A long base64/hex run: header and query values of this shape are never kept (bodies are not
+# judged by shape: real bodies are full of long ids).
 _BLOB_RE = re.compile(r"[A-Za-z0-9+/=_.-]{40,}")  # no ':' so URLs and timestamps never match
-_GENERIC_LEAKS = (("JWT", re.compile(_JWT.encode())), ("XBL authorization", re.compile(_XBL_AUTH.encode())))
-_AUTH_RE = re.compile(r"XBL[23]\.0 x=([^;]*);(.*)", re.S)
 
 
 class LeakError(Exception):
@@ -45,15 +54,48 @@ class LeakError(Exception):
         super().__init__(f"{target}: refused to write, secret found: {', '.join(findings)}")
 
 
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """One value taken out of a recorded body: where (a JSON pointer; "" for a text body) and
+    what it was (the secret's name, or JWT / XBL authorization). Never the value itself."""
+
+    path: str
+    what: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "what": self.what}
+
+
+def _is_jwt_header(segment: str) -> bool:
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def find_credentials(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of every verified credential in ``text``, in order."""
+    found = []
+    if ".0 x=" in text or ".0 X=" in text:
+        found += [(m.start(), m.end(), XBL_AUTH) for m in _XBL_AUTH.finditer(text)]
+    if "eyJ" in text:
+        found += [(m.start(), m.end(), JWT) for m in _JWT_CANDIDATE.finditer(text)
+                  if _is_jwt_header(m.group().partition(".")[0])
+                  and not any(s <= m.start() < e for s, e, _ in found)]
+    return sorted(found)
+
+
 def is_token_shaped(value: str) -> bool:
-    """A JWT, an XBL authorization value, or a long base64/hex blob (not a URL/GUID/time)."""
-    return bool(_TOKEN_RE.search(value) or _BLOB_RE.fullmatch(value))
+    """A header or query value never kept: a credential, or a long base64/hex blob (not a URL,
+    GUID or time)."""
+    return bool(_BLOB_RE.fullmatch(value) or find_credentials(value))
 
 
-def parse_authorization(value: str | None) -> tuple[str, str] | None:
-    """``XBL3.0 x=<userhash>;<token>`` -> (userhash, token), else None."""
-    m = _AUTH_RE.fullmatch(value.strip()) if value else None
-    return (m.group(1), m.group(2)) if m else None
+def _secret_value(raw: str, value: str) -> bool:
+    """A query value never kept: token-shaped as sent or decoded (base64's '+' is a space in form
+    decoding, so both forms are judged)."""
+    return is_token_shaped(value) or is_token_shaped(unquote(raw))
 
 
 def userhash_sha256(userhash: str) -> str:
@@ -63,7 +105,9 @@ def userhash_sha256(userhash: str) -> str:
 def request_secrets(
     url: str, request_headers: Mapping[str, str], response_headers: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Every secret of one exchange, named by where it came from (the names are safe to log)."""
+    """The exchange's own secrets, named by where they came from (the names are safe to log):
+    the Authorization value with its userhash and token, Signature, cookie values, and any other
+    header or unknown query value that is never kept because of its shape."""
     found: dict[str, str] = {}
     sides = (("request", request_headers), ("response", response_headers or {}))
     for side, headers in sides:
@@ -80,8 +124,8 @@ def request_secrets(
     auth = parse_authorization(request_headers.get("authorization"))
     if auth:
         found["authorization userhash"], found["authorization token"] = auth
-    for _piece, name, raw, value in _query(urlsplit(url).query):
-        if name.lower() not in KNOWN_PARAMS and is_token_shaped(value):
+    for _piece, name, raw, value in query_pairs(urlsplit(url).query):
+        if name.lower() not in KNOWN_PARAMS and _secret_value(raw, value):
             found[f"query parameter {name}"] = raw
             found[f"query parameter {name} (decoded)"] = value
     return {k: v for k, v in found.items() if len(v) >= MIN_SECRET_LEN}
@@ -91,32 +135,44 @@ class SecretPattern:
     """The exchange's secret values as one pattern. ``search``/``sub`` look for the plain values
     first (substring search is ~10x faster than a regex alternation over a 32 KiB page)."""
 
-    def __init__(self, values: list[str]) -> None:
-        self.values = values
-        self.regex = re.compile("|".join(map(re.escape, values)))
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        self.names: dict[str, str] = {}
+        for name, value in secrets.items():
+            self.names.setdefault(value, name)
+        self.values = sorted(self.names, key=len, reverse=True)
+        self.regex = re.compile("|".join(map(re.escape, self.values)))
         self.pattern = self.regex.pattern
 
     def search(self, text: str) -> re.Match[str] | None:
         return self.regex.search(text) if any(v in text for v in self.values) else None
 
-    def sub(self, repl: str, text: str) -> str:
-        return self.regex.sub(repl, text) if any(v in text for v in self.values) else text
-
 
 def secret_pattern(secrets: Mapping[str, str]) -> SecretPattern | None:
-    values = sorted({v for v in secrets.values() if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
-    return SecretPattern(values) if values else None
+    kept = {k: v for k, v in secrets.items() if len(v) >= MIN_SECRET_LEN}
+    return SecretPattern(kept) if kept else None
 
 
-def redact_text(value: str, secret_re: SecretPattern | None = None) -> str:
-    if _BLOB_RE.fullmatch(value):
-        return REDACTED
-    value = _TOKEN_RE.sub(REDACTED, value)
-    return secret_re.sub(REDACTED, value) if secret_re else value
+def redact_text(value: str, secret_re: SecretPattern | None = None) -> tuple[str, list[str]]:
+    """``value`` with the exchange's secrets and verified credentials replaced, and what was
+    removed (names, in order)."""
+    removed: list[str] = []
+    if secret_re is not None and secret_re.search(value):
+        def named(m: re.Match[str]) -> str:
+            removed.append(secret_re.names[m.group()])
+            return REDACTED
+
+        value = secret_re.regex.sub(named, value)
+    found = find_credentials(value)
+    if found:
+        out, at = [], 0
+        for start, end, kind in found:
+            out += [value[at:start], REDACTED]
+            removed.append(kind)
+            at = end
+        value = "".join(out) + value[at:]
+    return value, removed
 
 
-# In a JSON text: a string that _BLOB_RE matches whole, or the start of a token.
-_BLOB_STRING_RE = re.compile(r'"[A-Za-z0-9+/=_.-]{40,}"')
 # In a secret_pattern (re.escape'd values): a character JSON escapes ('"', a control character,
 # or a backslash, which re.escape doubles), so the secret would not appear verbatim in JSON text.
 _JSON_ESCAPED = re.compile(r'["\x00-\x1f]|\\\\')
@@ -134,27 +190,93 @@ def needs_redaction(obj: Any, secret_re: SecretPattern | None = None, text: str 
             text = json.dumps(obj, ensure_ascii=False)
         except (TypeError, ValueError):
             return True
-    return bool(_BLOB_STRING_RE.search(text)
-                or (("eyJ" in text or "XBL" in text) and _TOKEN_RE.search(text))  # the tokens' prefixes
-                or (secret_re is not None and secret_re.search(text)))
+    return bool(find_credentials(text) or (secret_re is not None and secret_re.search(text)))
 
 
-def redact_body(obj: Any, secret_re: SecretPattern | None = None, text: str | None = None) -> Any:
-    """A copy of a JSON value with token-shaped or secret-holding strings replaced (``text``:
-    the JSON it was parsed from, if at hand)."""
+def redact_body(obj: Any, secret_re: SecretPattern | None = None, text: str | None = None
+                ) -> tuple[Any, list[Removal]]:
+    """A JSON value with the exchange's secrets and verified credentials replaced inside its
+    strings (keys included), and every removal with its JSON pointer. When nothing is removed
+    the value itself is returned (``text``: the JSON it was parsed from, if at hand)."""
     if not needs_redaction(obj, secret_re, text):
-        return obj
-    return _redact_value(obj, secret_re)
+        return obj, []
+    removals: list[Removal] = []
+    return _redact_value(obj, secret_re, "", removals), removals
 
 
-def _redact_value(obj: Any, secret_re: SecretPattern | None) -> Any:
+def _pointer_part(key: str) -> str:
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def _redact_value(obj: Any, secret_re: SecretPattern | None, path: str, removals: list[Removal]) -> Any:
     if isinstance(obj, str):
-        return redact_text(obj, secret_re)
+        value, removed = redact_text(obj, secret_re)
+        removals += [Removal(path, what) for what in removed]
+        return value
     if isinstance(obj, dict):
-        return {k: _redact_value(v, secret_re) for k, v in obj.items()}
+        out = {}
+        for k, v in obj.items():
+            if isinstance(k, str):
+                k, removed = redact_text(k, secret_re)
+                removals += [Removal(path + _pointer_part(k), what) for what in removed]
+            out[k] = _redact_value(v, secret_re, path + _pointer_part(str(k)), removals)
+        return out
     if isinstance(obj, list):
-        return [_redact_value(v, secret_re) for v in obj]
+        return [_redact_value(v, secret_re, f"{path}/{i}", removals) for i, v in enumerate(obj)]
     return obj
+
+
+@dataclass(slots=True)
+class RecordedBody:
+    """A response body as it is recorded: ``body`` (parsed JSON) or ``body_text`` (anything
+    else), ``raw`` (the service's JSON text, when nothing was removed from it) and the removals."""
+
+    body: Any = None
+    body_text: str | None = None
+    raw: str | None = None
+    removals: list[Removal] = field(default_factory=list)
+    is_json: bool = False
+
+
+def recorded_body(body: bytes, content_type: str | None, secret_re: SecretPattern | None,
+                  parsed: tuple[Any] | None = None) -> RecordedBody:
+    """The one way a response body is made ready for a cassette: JSON bodies parsed (``parsed``:
+    the parsed value, if at hand), everything else as text; secrets and credentials removed
+    and reported; a body nothing was removed from keeps the service's text."""
+    out = RecordedBody()
+    if not body:
+        return out
+    text = None
+    if content_type and "json" in content_type.lower():
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if parsed is None:
+            try:
+                parsed = (json.loads(body),)
+            except ValueError:
+                parsed = None
+    if parsed is not None:
+        out.is_json = True
+        out.body, out.removals = redact_body(parsed[0], secret_re, text)
+        if not out.removals:
+            out.raw = text
+        return out
+    out.body_text, removed = redact_text(body.decode("utf-8", "replace"), secret_re)
+    out.removals = [Removal("", what) for what in removed]
+    return out
+
+
+def removals_in(body: bytes, content_type: str | None, secret_re: SecretPattern | None) -> list[Removal]:
+    """What :func:`recorded_body` would remove, decided on the bytes first (C-speed substring
+    checks; the body is parsed only when something may be there)."""
+    if not body:
+        return []
+    text = body.decode("utf-8", "replace")
+    if not (find_credentials(text) or (secret_re is not None and (secret_re.search(text) or "\\" in text))):
+        return []
+    return recorded_body(body, content_type, secret_re).removals
 
 
 def _redact_headers(headers: Mapping[str, str], keep) -> dict[str, str]:
@@ -174,32 +296,26 @@ def redact_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return _redact_headers(headers, lambda n: n in RESPONSE_HEADERS or n.startswith("x-xbl-"))
 
 
-def _query(query: str) -> list[tuple[str, str, str, str]]:
-    """(piece, name, raw value, value) per ``&`` piece; ``+`` stays ``+`` (tokens are base64)."""
-    out = []
-    for piece in query.split("&") if query else ():
-        name, _, raw = piece.partition("=")
-        out.append((piece, unquote(name), raw, unquote(raw)))
-    return out
-
-
 def redact_url(url: str) -> str:
     """Drops credentials, the fragment and token-shaped values of unknown query parameters."""
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     kept = [
-        piece for piece, name, _raw, value in _query(parts.query)
-        if name.lower() in KNOWN_PARAMS or not is_token_shaped(value)
+        piece for piece, name, raw, value in query_pairs(parts.query)
+        if name.lower() in KNOWN_PARAMS or not _secret_value(raw, value)
     ]
     return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), ""))
 
 
 def redact_interaction(interaction: dict, secrets: Mapping[str, str] | None = None) -> dict:
-    """A redacted copy of one cassette interaction (idempotent)."""
-    secret_re = secret_pattern(secrets or {})
+    """A redacted copy of one cassette interaction (idempotent); the secrets of its own request
+    count, with ``secrets``."""
     out = dict(interaction)
     request = dict(out.get("request") or {})
     response = dict(out.get("response") or {})
+    own = request_secrets(str(request.get("url") or ""), {str(k).lower(): str(v) for k, v in (request.get("headers") or {}).items()},
+                          {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()})
+    secret_re = secret_pattern({**own, **(secrets or {})})
     if "url" in request:
         request["url"] = redact_url(request["url"])
     if "headers" in request:
@@ -208,15 +324,16 @@ def redact_interaction(interaction: dict, secrets: Mapping[str, str] | None = No
         response["headers"] = redact_response_headers(response["headers"])
     for part in (request, response):
         if "body" in part:
-            part["body"] = redact_body(part["body"], secret_re)
+            part["body"] = redact_body(part["body"], secret_re)[0]
         if "body_text" in part:
-            part["body_text"] = redact_text(part["body_text"], secret_re)
+            part["body_text"] = redact_text(part["body_text"], secret_re)[0]
     out["request"], out["response"] = request, response
     return out
 
 
 def leak_scan(serialized: bytes, secrets: Mapping[str, str]) -> list[str]:
-    """Names of the secrets (by field) and generic token patterns present in ``serialized``."""
+    """Names of the secrets (by field) and kinds of verified credentials present in ``serialized``."""
     found = [name for name, value in secrets.items() if value and value.encode("utf-8") in serialized]
-    found += [name for name, pattern in _GENERIC_LEAKS if pattern.search(serialized)]
+    kinds = {kind for _s, _e, kind in find_credentials(serialized.decode("utf-8", "replace"))}
+    found += [kind for kind in (XBL_AUTH, JWT) if kind in kinds]
     return found

@@ -13,21 +13,17 @@ import statistics
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from . import cassette
 from .dataset import DatasetStore
+from .request import request_key
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, AchievementsQuery, Answer, RequestCheck, Violation
 from .validator import Validator, error_answer
 
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
 # to parse a recorded URL into a query, so a placeholder stands in for it.
 _PLACEHOLDER_AUTH = "XBL3.0 x=recorded;recorded"
-
-
-def interaction_key(method: str, url: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    parts = urlsplit(url)
-    return method.upper(), parts.path.lower(), tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
 
 
 def parse_now(value: str | None) -> datetime | None:
@@ -43,7 +39,6 @@ class Listing:
     """A recorded 200 page of the achievements listing, waiting to merge into a dataset."""
 
     query: AchievementsQuery
-    params: dict[str, str]
     body: dict[str, Any]
     recorded_at: str
 
@@ -119,18 +114,17 @@ class Replayer:
         so that it can merge into the datasets (R1)."""
         request, response = interaction["request"], interaction["response"]
         method, url = request.get("method", "GET"), request["url"]
-        self.interactions[interaction_key(method, url)] = interaction
+        headers = {k.lower(): str(v) for k, v in (request.get("headers") or {}).items()}
+        self.interactions[request_key(method, url, headers)] = interaction
         self._latency = None
         if response.get("status") != 200 or not isinstance(response.get("body"), dict):
             return None  # non-2xx responses are replayed verbatim but never merged into a dataset
-        headers = {k.lower(): str(v) for k, v in (request.get("headers") or {}).items()}
         headers["authorization"] = _PLACEHOLDER_AUTH
         check = self.validator.check_request(method, url, headers)
         query = check.query
         if check.endpoint != EP_LIST or not check.ok or query is None or query.shape is None:
             return None
-        params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
-        return Listing(query, params, response["body"], interaction.get("recorded_at") or "")
+        return Listing(query, response["body"], interaction.get("recorded_at") or "")
 
     def merge_listings(self, listings: list["Listing"]) -> None:
         """R1: dataset order is first-seen order, page by page. Files keep interactions in URL
@@ -146,20 +140,21 @@ class Replayer:
         for l in listings:
             q = l.query
             locale = q.locales[0] if q.locales else "en-US"
-            self.store.add_listing(q.xuid, q.shape, locale, l.params, l.body, l.recorded_at or None, q.rarity)
+            self.store.add_listing(q, locale, l.body, l.recorded_at or None)
 
-    def recorded_latency(self, check: RequestCheck, method: str, url: str) -> float | None:
+    def recorded_latency(self, check: RequestCheck) -> float | None:
         """The latency recorded for this request (ms): its own interaction's, else the median of
         the recordings of its endpoint; None when nothing was recorded (fault profiles fall back)."""
-        recorded = self.interactions.get(interaction_key(method, url))
+        recorded = self.interactions.get(check.key)
         if recorded is not None and recorded["response"].get("latency_ms") is not None:
             return float(recorded["response"]["latency_ms"])
         if self._latency is None:
             by_endpoint: dict[str, list[float]] = {}
-            for (m, path, query), interaction in self.interactions.items():
+            for interaction in self.interactions.values():
                 latency = interaction["response"].get("latency_ms")
                 if latency is not None:
-                    endpoint = self.validator.endpoint(m, path)
+                    request = interaction["request"]
+                    endpoint = self.validator.endpoint(request.get("method", "GET"), urlsplit(request["url"]).path)
                     by_endpoint.setdefault(endpoint, []).append(float(latency))
             self._latency = {e: statistics.median(v) for e, v in by_endpoint.items()}
         return self._latency.get(check.endpoint)
@@ -194,7 +189,7 @@ class Replayer:
             answer = self.store.answer_detail(p["xuid"], p["scid"], p["achievement_id"], shape, locales, rarity)
             if answer.status != 404:
                 return answer
-        recorded = self.interactions.get(interaction_key(method, url))
+        recorded = self.interactions.get(check.key)  # recorded under "the same request" key
         if recorded is not None:
             return interaction_answer(recorded)
         return not_recorded(check, method, url)

@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, unquote_plus
 
 import yaml
 from jsonschema import Draft202012Validator
 
+from .request import parse_authorization, query_params, request_key, split_url
 from .model import (
     EP_DETAIL,
     EP_HISTORY,
@@ -71,8 +71,8 @@ _CONTRACTS_KEY = "x-xblreplay-contracts"
 _SCHEMA_REF = "#/components/schemas/"
 
 _INT = re.compile(r"-?[0-9]+\Z")
-_AUTH = re.compile(r"XBL3\.0 x=([^;\s]+);(\S+)\Z", re.IGNORECASE)
 _LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
+_USER_PATH = re.compile(r"/users/xuid\(([^)/]*)\)(?:/|\Z)", re.IGNORECASE)
 _WWW_AUTHENTICATE = 'Token realm="xboxlive.com", error="token_required"'
 _BAD_REQUEST_CODE = 4000
 
@@ -205,34 +205,6 @@ def parse_accept_language(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag for _, _, tag in ranked))
 
 
-def _split_url(url: str) -> tuple[str, str]:
-    """(path, query) of an absolute URL or an origin-form target, without urllib."""
-    if not url.startswith("/"):
-        scheme_end = url.find("://")
-        start = url.find("/", scheme_end + 3 if scheme_end >= 0 else 0)
-        url = url[start:] if start >= 0 else "/"
-    url = url.partition("#")[0]
-    path, _, query = url.partition("?")
-    if "%" in path:
-        path = unquote(path)
-    return path, query
-
-
-def _query_params(query: str) -> dict[str, str]:
-    """Query pairs; a repeated parameter is joined with commas (as the service's binder does)."""
-    params: dict[str, str] = {}
-    for pair in query.split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        if "%" in name or "+" in name:
-            name = unquote_plus(name)
-        if "%" in value or "+" in value:
-            value = unquote_plus(value)
-        params[name] = params[name] + "," + value if name in params else value
-    return params
-
-
 def _inline(node: Any, schemas: dict[str, Any], stack: tuple[str, ...]) -> Any:
     """Replace `{"$ref": "#/components/schemas/X"}` by a copy of X, except inside X itself."""
     if isinstance(node, list):
@@ -304,6 +276,12 @@ class Validator:
                 endpoint = _ENDPOINTS.get(op["operationId"], EP_OTHER)
                 self._operations.setdefault(method.upper(), []).append(
                     _Operation(endpoint, regex, path, query, body))
+        listing = next((o for ops in self._operations.values() for o in ops if o.endpoint == EP_LIST), None)
+        self._user_parsers = None
+        if listing is not None and "titleId" in listing.query:
+            xuid = next((parse for name, _, parse in listing.path if name == "xuid"), None)
+            if xuid is not None:
+                self._user_parsers = (xuid, listing.query["titleId"][1])
         self._contracts = {
             str(k): (v["shape"], bool(v.get("rarity", False))) for k, v in contracts.items()
         }
@@ -352,19 +330,27 @@ class Validator:
 
     def check_request(self, method: str, url: str, headers: dict[str, str],
                       body: bytes | None = None) -> RequestCheck:
-        path, query_string = _split_url(url)
+        """The one reading of a request (``headers``: names lowercase): endpoint, parameters,
+        violations, the R8 status and "the same request" key."""
+        check = self._check_request(method, url, headers, body)
+        check.key = request_key(method, url, headers)
+        return check
+
+    def _check_request(self, method: str, url: str, headers: dict[str, str],
+                       body: bytes | None) -> RequestCheck:
+        path, query_string = split_url(url)
         op, match = self._operation(method, path)
         violations: list[Violation] = []
         auth = headers.get("authorization")
-        auth_match = _AUTH.match(auth) if auth else None
-        if auth_match is None:
+        credentials = parse_authorization(auth)
+        if credentials is None:
             violations.append(Violation(
                 "R8", "header", "Authorization", ERROR,
                 "Authorization is missing" if not auth
                 else "Authorization is not of the form XBL3.0 x=<userhash>;<token>",
                 "missing-authorization" if not auth else "malformed-authorization"))
         if op is None:
-            return self._finish(RequestCheck(EP_OTHER, violations))
+            return self._finish(self._other(path, query_string, violations))
 
         path_params: dict[str, Any] = {}
         for name, key, parse in op.path:
@@ -374,7 +360,7 @@ class Validator:
                 violations.append(Violation("R8", "path", name, ERROR, bad.message, bad.code))
 
         fields: dict[str, Any] = {}
-        params = _query_params(query_string) if query_string else {}
+        params = query_params(query_string) if query_string else {}
         for name, raw in params.items():
             spec = op.query.get(name)
             if spec is None:
@@ -404,7 +390,9 @@ class Validator:
         if op.body is not None:
             violations += self._check_body(op.body, body)
 
-        check = RequestCheck(op.endpoint, violations, path_params=path_params)
+        check = RequestCheck(op.endpoint, violations, path_params=path_params,
+                             title_ids=fields.get("title_ids"),
+                             bad_title_ids=any(v.name == "titleId" for v in violations))
         if "xuid" in path_params and op.endpoint != EP_UPDATE:
             contract = headers.get(_CONTRACT_HEADER)
             key = (contract if contract is not None else self._contract_default or "").strip()
@@ -418,8 +406,28 @@ class Validator:
             check.query = AchievementsQuery(
                 xuid=path_params["xuid"], contract=contract, shape=shape, rarity=rarity,
                 locales=self._locale_list(language) if language else (),
-                userhash=auth_match.group(1) if auth_match else None, **fields)
+                userhash=credentials[0] if credentials else None, **fields)
         return self._finish(check)
+
+    def _other(self, path: str, query_string: str, violations: list[Violation]) -> RequestCheck:
+        """A path the contract does not describe: its xuid and titleId list when it is a user
+        path (for recording files and caller keys), read with the listing's parsers."""
+        check = RequestCheck(EP_OTHER, violations)
+        user = _USER_PATH.match(path)
+        if user is None or self._user_parsers is None:
+            return check
+        parse_xuid, parse_titles = self._user_parsers
+        try:
+            check.path_params["xuid"] = parse_xuid(user.group(1))
+        except _Invalid:
+            return check
+        raw = query_params(query_string).get("titleId") if query_string else None
+        if raw is not None:
+            try:
+                check.title_ids = parse_titles(raw)
+            except _Invalid:
+                check.bad_title_ids = True
+        return check
 
     @staticmethod
     def _finish(check: RequestCheck) -> RequestCheck:

@@ -1,0 +1,98 @@
+"""How a request is read: the one definition of its parts, shared by every job of the proxy.
+
+The validator parses a request into a :class:`model.RequestCheck` with these helpers; recording
+(file naming, caller bindings, secrets), replay (the exact-interaction key), coverage and call
+patterns all read the request through them, so "the same request" means one thing everywhere:
+
+* :func:`split_url` -- (path, query) of an absolute URL or origin-form target;
+* :func:`query_pairs` / :func:`query_params` -- the query, pair by pair or by name (a repeated
+  parameter is joined with commas, as the service's binder does: ``titleId=1&titleId=2`` is
+  ``titleId=1,2``);
+* :func:`parse_authorization` -- ``XBL3.0 x=<userhash>;<token>`` (scheme case-insensitive, as
+  HTTP authentication schemes are);
+* :func:`request_key` -- "the same request" for recording and replay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import quote, unquote, unquote_plus
+
+# Query parameters of the achievements endpoints (achievements-api.md §1.2), lowercase.
+KNOWN_PARAMS = frozenset(
+    {"skipitems", "continuationtoken", "maxitems", "titleid", "unlockedonly", "possibleonly", "types", "orderby"}
+)
+CONTRACT_HEADER = "x-xbl-contract-version"
+
+_AUTH = re.compile(r"XBL3\.0 x=([^;\s]+);(\S+)\Z", re.IGNORECASE)
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(path, query) of an absolute URL or an origin-form target, without urllib; the path is
+    percent-decoded, the query is not."""
+    if not url.startswith("/"):
+        scheme_end = url.find("://")
+        start = url.find("/", scheme_end + 3 if scheme_end >= 0 else 0)
+        url = url[start:] if start >= 0 else "/"
+    url = url.partition("#")[0]
+    path, _, query = url.partition("?")
+    if "%" in path:
+        path = unquote(path)
+    return path, query
+
+
+def _decode(text: str) -> str:
+    return unquote_plus(text) if "%" in text or "+" in text else text
+
+
+def query_pairs(query: str) -> list[tuple[str, str, str, str]]:
+    """(piece, name, raw value, value) per ``&`` piece, in order; names and values decoded as
+    form data (``+`` is a space)."""
+    out = []
+    for piece in query.split("&") if query else ():
+        if not piece:
+            continue
+        name, _, raw = piece.partition("=")
+        out.append((piece, _decode(name), raw, _decode(raw)))
+    return out
+
+
+def query_params(query: str) -> dict[str, str]:
+    """Query values by name; a repeated parameter is joined with commas."""
+    params: dict[str, str] = {}
+    for _piece, name, _raw, value in query_pairs(query):
+        params[name] = params[name] + "," + value if name in params else value
+    return params
+
+
+def parse_authorization(value: str | None) -> tuple[str, str] | None:
+    """``XBL3.0 x=<userhash>;<token>`` -> (userhash, token); None when absent or malformed (R8)."""
+    m = _AUTH.match(value.strip()) if value else None
+    return (m.group(1), m.group(2)) if m else None
+
+
+def request_key(method: str, url: str, headers: Mapping[str, str]) -> str:
+    """"The same request", for recording (an interaction re-recorded replaces the old one) and
+    replay (an exact interaction answers it): the method, the path (case-insensitive), the
+    query parameters in any order (a repeated one joined as the service joins it), the contract
+    version and the Accept-Language. Parameters that are not the contract's count by name only:
+    their values are never kept in a cassette. ``headers`` have lowercase names.
+
+    The key is readable (``GET /users/xuid(1)/achievements?maxItems=5&titleId=1 contract=2
+    lang=en-US``): call-pattern findings name the request by it, and it holds no secret."""
+    path, query = split_url(url)
+    parts = []
+    for name, value in sorted(query_params(query).items()):
+        if name.lower() in KNOWN_PARAMS:
+            parts.append(quote(name, safe="") + "=" + quote(value, safe=","))
+        else:
+            parts.append(quote(name, safe=""))
+    key = method.upper() + " " + path.lower() + ("?" + "&".join(parts) if parts else "")
+    contract = (headers.get(CONTRACT_HEADER) or "").strip()
+    language = (headers.get("accept-language") or "").strip()
+    if contract:
+        key += " contract=" + quote(contract, safe="")
+    if language:
+        key += " lang=" + quote(language, safe=",;=")
+    return key
