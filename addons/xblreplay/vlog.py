@@ -8,7 +8,9 @@ A line looks like::
      "latency_ms": 3.2, "violations": [{"rule": "R8", "location": "query", "name": "maxItems",
      "severity": "error", "message": "...", "code": "invalid-integer"}]}
 
-URLs pass through :func:`redact.redact_url` first; no header value is ever logged.
+URLs pass through :func:`redact.redact_url` first; no header value is ever logged. A recorded
+exchange whose body had secrets removed carries ``"redactions": [{"path": "/achievements/0/description",
+"what": "authorization token"}]`` (JSON pointers into the body; never the values).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import Violation
+from .redact import Removal
 
 
 def utc_stamp(ts: float | None = None) -> str:
@@ -42,6 +45,7 @@ class ValidationLog:
         self.by_code: Counter[str] = Counter()
         self.by_status: Counter[int] = Counter()
         self.by_source: Counter[str] = Counter()
+        self.redactions: Counter[str] = Counter()  # values removed from recorded bodies, by what
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Line-buffered append: every entry is on disk as soon as it is written.
@@ -60,6 +64,7 @@ class ValidationLog:
         violations: list[Violation],
         reason: str = "",
         time: float | None = None,
+        redactions: list[Removal] | None = None,
     ) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "time": utc_stamp(time),
@@ -74,10 +79,14 @@ class ValidationLog:
         }
         if reason:
             entry["reason"] = reason
+        if redactions:
+            entry["redactions"] = [r.to_dict() for r in redactions]
         with self._lock:
             self.requests += 1
             self.by_status[status if status is not None else 0] += 1
             self.by_source[source] += 1
+            for r in redactions or ():
+                self.redactions[r.what] += 1
             for v in violations:
                 self.by_rule[v.rule] += 1
                 if v.code:
@@ -94,6 +103,8 @@ class ValidationLog:
             "violations_by_code": dict(sorted(self.by_code.items())),
             "status": {str(k): v for k, v in sorted(self.by_status.items())},
             "source": dict(sorted(self.by_source.items())),
+            "redactions": sum(self.redactions.values()),
+            "redactions_by_what": dict(sorted(self.redactions.items())),
         }
 
     def close(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
