@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xblreplay import cassette
 from xblreplay.cassette import CassetteError
@@ -75,12 +78,14 @@ def error_of(path: Path) -> CassetteError:
 @pytest.mark.parametrize(
     ("mutation", "needle", "reason"),
     [
-        (("      status: 200", "      status: 200\n      stauts: 201"), "stauts", "unknown key 'stauts'"),
+        (("      status: 200", "      status: 200\n      stauts: 201"), "stauts",
+         "unknown key 'stauts' (did you mean 'status'?)"),
         (("xblreplay: 1", "xblreplay: 1\nextra: true"), "extra", "unknown key 'extra'"),
         (("      status: 200", "      status: ok"), "status: ok", "'ok' is not of type 'integer'"),
         (("    shape: V2", "    shape: V3"), "shape: V3", "is not one of"),
         (("- id: 1234", "- id: -5"), "id: -5", "minimum"),
-        (("- {id: 2, name", "- {ident: 2, name"), "ident: 2", "no 'id'"),
+        (("- {id: 2, name", "- {ident: 2, name"), "ident: 2", "unknown key 'ident' (did you mean 'id'?)"),
+        (("- {id: 2, name", "- {name"), "- {name: Collector", "has no 'id'"),
         (("latency_ms: 85.2", "latency_ms: -1"), "latency_ms", "minimum"),
         (("  - userhash_sha256", "  - userhash_sha25"), "userhash_sha25", "userhash_sha25"),
     ],
@@ -94,12 +99,144 @@ def test_schema_violation_reports_line_of_offending_node(tmp_path, mutation, nee
 
 
 def test_achievement_check_agrees_with_full_schema(tmp_path):
-    """The fast achievement check reports exactly what the schema's achievement rule does."""
+    """The fast achievement check refuses exactly the entries the schema's rules refuse."""
     text = VALID.replace("- {id: 2, name", "- [not, a, mapping]\n          - {ident: 2, name")
     doc = cassette._parse(tmp_path / "x.yaml", text.encode())
-    full = {tuple(e.absolute_path) for e in cassette._validators()[0].iter_errors(doc)}
-    fast = {tuple(p) for p, _ in cassette._achievement_errors(doc)}
+    full = {tuple(e.absolute_path)[:6] for e in cassette._validators()[0].iter_errors(doc)}
+    fast = {tuple(p)[:6] for p, _ in cassette._achievement_errors(doc)}
     assert full == fast and len(fast) == 2
+
+
+# --- compact achievement entries ----------------------------------------------------------------
+
+COMPACT = textwrap.dedent(
+    """\
+    xblreplay: 1
+    datasets:
+      - xuid: 2533274800000001
+        shape: {shape}
+        titles:
+          - id: 1234
+            achievements:
+              - {{id: 7, name: Fine, gamerscore: 5}}
+              - {entry}
+    """
+)
+
+
+def compact(tmp_path: Path, entry: str, shape: str = "V2") -> tuple[Path, str]:
+    text = COMPACT.format(shape=shape, entry=entry)
+    return write(tmp_path / "hand.yaml", text), text
+
+
+def test_hand_written_typo_and_bad_time_are_found_by_lint_and_load(tmp_path):
+    path, text = compact(tmp_path, '{id: 1, unlocked: "yesterday", gamerscoer: 10}')
+    line = line_of(text, "gamerscoer")
+    errors = cassette.lint(path)
+    assert [(e.file, e.line) for e in errors] == [(str(path), line)] * 2
+    typo, time = (e.reason for e in errors)
+    assert "unknown key 'gamerscoer' (did you mean 'gamerscore'?)" in typo
+    assert "'yesterday' is not an ISO time" in time and "unlocked" in time
+    err = error_of(path)  # load stops at the same place, with FILE:LINE
+    assert err.line == line and "gamerscoer" in err.reason and "+1 more" in err.reason
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "reason"),
+    [
+        ("{id: 1, nmae: A}", "nmae", "unknown key 'nmae' (did you mean 'name'?)"),
+        ("{name: A}", "", "has no 'id'"),
+        ("{id: -1}", "id", "is not a non-negative integer"),
+        ("{id: 1.0}", "id", "is not a non-negative integer"),
+        ("{id: one}", "id", "is not a non-negative integer"),
+        ("{id: 1, name: 5}", "name", "expected a string, not an integer 5"),
+        ("{id: 1, gamerscore: ten}", "gamerscore", "expected an integer"),
+        ("{id: 1, gamerscore: -5}", "gamerscore", "less than the minimum of 0"),
+        ("{id: 1, type: persistent}", "type", "not one of Persistent, Challenge"),
+        ("{id: 1, unlocked: '2024-01-02'}", "unlocked", "not an ISO time"),
+        ("{id: 1, unlocked: '2024-13-02T03:04:05Z'}", "unlocked", "not an ISO time"),
+        ("{id: 1, unlocked: '2024-01-02T03:04:05+01:00'}", "unlocked", "not an ISO time"),
+        ("{id: 1, unlocked: '2024-01-02T03:04:05.12345678Z'}", "unlocked", "not an ISO time"),
+        ("{id: 1, progress: [3]}", "progress", "[current, target]"),
+        ("{id: 1, progress: [3, -5]}", "progress", "[current, target]"),
+        ("{id: 1, progress: '3/5'}", "progress", "[current, target]"),
+        ("{id: 1, secret: 'no'}", "secret", "expected a boolean"),
+        ("{id: 1, type: Challenge, window: {start: '2024-01-01T00:00:00Z'}}", "window", "has no 'end'"),
+        ("{id: 1, type: Challenge, window: {start: '2024-01-01T00:00:00Z', end: soon}}", "end", "not an ISO time"),
+        ("{id: 1, type: Challenge, window: {start: '2024-01-01T00:00:00Z', end: '2024-02-01T00:00:00Z', ned: 1}}",
+         "ned", "unknown key 'ned'"),
+        ("{id: 1, type: Persistent, window: {start: '2024-01-01T00:00:00Z', end: '2024-02-01T00:00:00Z'}}",
+         "type", "an entry with a window is a Challenge"),
+        ("{id: 1, rarity: {currentCategory: rare, currentPercentage: 3}}", "currentCategory", "Unset, Rare, Common"),
+        ("{id: 1, rarity: {currentCategory: Rare, currentPercentage: 101}}", "currentPercentage",
+         "more than the maximum of 100"),
+        ("{id: 1, rarity: {currentCategory: Rare}}", "rarity", "has no 'currentPercentage'"),
+        ("{id: 1, icon: 5}", "icon", "not a string or null"),
+        ("[1, 2]", "", "an achievement is a mapping, not a list"),
+    ],
+)
+def test_compact_entry_problems_are_located_and_named(tmp_path, entry, key, reason):
+    path, text = compact(tmp_path, entry)
+    err = error_of(path)
+    assert err.line == line_of(text, entry)
+    assert reason in err.reason, err.reason
+    assert err.reason.startswith("datasets/0/titles/0/achievements/1" + (f"/" if key else ":"))
+    assert key in err.reason.split(":")[0]
+    assert [str(e) for e in cassette.lint(path)][0] == str(err).split(" (+")[0]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "{id: 1, name: A, description: d, lockedDescription: l, gamerscore: 0, type: Persistent, secret: false}",
+        "{id: '12', unlocked: 2024-01-02T03:04:05Z, icon: 'https://example.invalid/i.png'}",
+        "{id: 1, unlocked: '2024-01-02T03:04:05.1Z', progress: [5, 5]}",
+        "{id: 1, unlocked: null, icon: null}",
+        "{id: 1, unlocked: '0001-01-01T00:00:00.0000000Z'}",
+        "{id: 1, window: {start: '2024-01-01T00:00:00Z', end: '2024-02-01T00:00:00.0000000Z'}}",
+        "{id: 1, rarity: {currentCategory: Unset, currentPercentage: 0}}",
+        "{id: 1, rarity: {currentCategory: Common, currentPercentage: 87.5}}",
+    ],
+)
+def test_valid_compact_entries_load(tmp_path, entry):
+    path, _ = compact(tmp_path, entry)
+    assert cassette.lint(path) == []
+    cassette.load_file(path)
+
+
+def test_full_wire_objects_are_allowed_as_written(tmp_path):
+    v2 = "{id: '1', serviceConfigId: 00000000-0000-0000-0000-0000000004d2, anything: [goes], progressState: X}"
+    assert cassette.lint(compact(tmp_path, v2)[0]) == []
+    assert cassette.lint(compact(tmp_path, "{id: 1, flags: 3, titleId: 1234, whatever: 1}", shape="V1")[0]) == []
+    err = error_of(compact(tmp_path, "{flags: 3, titleId: 1234}", shape="V1")[0])
+    assert "has no 'id'" in err.reason
+    # A wire object of the other shape is a compact entry of this one: named as such.
+    err = error_of(compact(tmp_path, "{id: 1, flags: 3}")[0])
+    assert "unknown key 'flags'" in err.reason and "set `shape: V1`" in err.reason
+    err = error_of(compact(tmp_path, "{id: '1', serviceConfigId: x}", shape="V1")[0])
+    assert "unknown key 'serviceConfigId'" in err.reason and "set `shape: V2`" in err.reason
+
+
+def test_compact_keys_are_the_keys_the_engine_reads():
+    """The schema's compact keys are exactly those the engine expands (V1 and V2)."""
+    import inspect
+    import re
+
+    from xblreplay import dataset
+
+    source = inspect.getsource(dataset._Compact)
+    read = set(re.findall(r"\b(?:e|entry|self\.entry)(?:\.get\(|\[)\"(\w+)\"", source))
+    props = cassette._schema()["$defs"]["compactAchievement"]["properties"]
+    assert read == set(props)
+
+
+def test_schema_keywords_outside_the_compiled_subset_are_refused():
+    compiler = cassette._Compiler({})
+    with pytest.raises(ValueError, match="'format' is not supported"):
+        compiler.predicate({"type": "string", "format": "date-time"})
+    assert compiler.predicate({"enum": [1, "a"]})(1) and not compiler.predicate({"enum": [1]})(True)
+    assert not compiler.predicate({"type": "integer"})(1.0) and compiler.predicate({"type": "number"})(1.5)
+    assert compiler.predicate({"pattern": "^a"})(5) and not compiler.predicate({"pattern": "^a"})("b")
 
 
 def test_bad_yaml_reports_syntax_line(tmp_path):
@@ -244,3 +381,50 @@ def test_written_cassettes_are_yaml_and_json_alike(tmp_path):
     assert json.loads(data[data.index(b"{"):]) == doc
     # Header, braces, a line per top-level key, a line per interaction and its closing bracket.
     assert data.count(b"\n") == 4 + len(doc) + len(doc["interactions"])
+
+
+# Values that are valid for some compact key and invalid for others.
+_TIME_VALUES = ["2024-01-02T03:04:05.0000000Z", "2024-01-02T03:04:05Z", "0001-01-01T00:00:00.0000000Z",
+                "2024-02-30T10:00:00.5Z", "yesterday", "2024-01-02", "2024-01-02T03:04:05+00:00"]
+_VALUES = st.one_of(
+    st.sampled_from([None, True, False, 0, 1, 7, -1, 1.0, 2.5, 101, "", "x", "12", "Persistent", "Challenge",
+                     "Rare", [], [3, 5], [3], [1, -2], ["1", "2"], [0, 0], {}] + _TIME_VALUES),
+    st.fixed_dictionaries({}, optional={"start": st.sampled_from(_TIME_VALUES[:2] + [5]),
+                                        "end": st.sampled_from(_TIME_VALUES[1:3] + ["soon"]),
+                                        "x": st.just(1)}),
+    st.fixed_dictionaries({}, optional={"currentCategory": st.sampled_from(["Unset", "Rare", "Common", "rare"]),
+                                        "currentPercentage": st.sampled_from([0, 3.2, 100, 100.5, -1, "3"])}),
+)
+_KEYS = ["id", "name", "description", "lockedDescription", "gamerscore", "type", "unlocked", "progress",
+         "secret", "window", "rarity", "icon", "gamerscoer", "serviceConfigId", "flags"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["V1", "V2"]),
+       st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=6) | st.sampled_from([None, 3, "a", [1]]))
+def test_fast_check_equals_the_schema_and_what_it_passes_the_engine_serves(shape, entry):
+    """The compiled rules accept exactly what jsonschema accepts under cassette.schema.json; every
+    compact entry they accept is built and expanded by the engine into an answer that passes the
+    strict response schema (R7), so a loaded cassette never fails later without a line."""
+    from test_dataset import VALIDATORS
+    from xblreplay.dataset import DatasetStore
+    from xblreplay.model import AchievementsQuery
+
+    if isinstance(entry, dict) and entry.get("id") is None:
+        entry["id"] = 1
+    doc = {"xblreplay": 1, "datasets": [{"xuid": 1, "shape": shape, "titles": [{"id": 5, "achievements": [entry]}]}]}
+    fast = [m for _, m in cassette._achievement_errors(doc)]
+    full = list(cassette._validators()[0].iter_errors(doc))
+    assert bool(fast) == bool(full), (fast, [e.message for e in full])
+    key = "flags" if shape == "V1" else "serviceConfigId"
+    if fast or key in entry:
+        return
+    store = DatasetStore()
+    store.add_hand_dataset(doc["datasets"][0], source="x.yaml")
+    now = datetime(2024, 1, 15, tzinfo=timezone.utc)
+    for rarity in (False, True):
+        for possible in (False, True):
+            query = AchievementsQuery(xuid=1, shape=shape, rarity=rarity, possible_only=possible)
+            answer = store.answer(query, now)
+            assert answer.status == 200 and len(answer.body["achievements"]) == 1
+            VALIDATORS[shape].validate(answer.body)
