@@ -224,3 +224,29 @@ def read_log(path: Path) -> tuple[list[dict], dict | None]:
 
 def env_ok() -> bool:
     return MITMDUMP.exists() and os.access(MITMDUMP, os.X_OK)
+
+
+def cassette_documents(directory: Path) -> list[tuple[Path, dict]]:
+    """Every cassette below ``directory`` as (path, document), read without the proxy's own
+    loader: JSON when the file is in YAML's JSON subset (after leading ``#`` lines), else YAML."""
+    import yaml
+
+    docs = []
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or path.suffix not in (".yaml", ".yml"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = yaml.safe_load(text)
+        docs.append((path, doc))
+    return docs
+
+
+def printed_summary(output: str) -> dict | None:
+    """The summary mitmdump printed when it exited (``xblreplay summary: {...}``)."""
+    marker = "xblreplay summary: "
+    lines = [line for line in output.splitlines() if line.startswith(marker)]
+    return json.loads(lines[-1][len(marker):]) if lines else None
