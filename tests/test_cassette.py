@@ -428,3 +428,84 @@ def test_fast_check_equals_the_schema_and_what_it_passes_the_engine_serves(shape
             answer = store.answer(query, now)
             assert answer.status == 200 and len(answer.body["achievements"]) == 1
             VALIDATORS[shape].validate(answer.body)
+
+
+# --- writing: locks and temp files leave nothing behind ------------------------------------------
+
+def tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("kind", ["Recorder", "RecorderProcess"])
+def test_recording_leaves_only_cassettes_in_the_tree(tmp_path, kind):
+    import json
+
+    from xblreplay import recorder
+
+    url = "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements"
+    rec = getattr(recorder, kind)(tmp_path)
+    for n in range(30):
+        body = json.dumps({"achievements": [{"id": str(n), "titleAssociations": [{"id": 1}]}],
+                           "pagingInfo": {"continuationToken": None, "totalRecords": 1}}).encode()
+        rec.record("GET", f"{url}?titleId={1 + n % 3}&skipItems={n}", {"x-xbl-contract-version": "2"}, 200,
+                   {"content-type": "application/json"}, body, "application/json", 1.0, "2026-11-27T12:00:00Z")
+        if n % 10 == 9:
+            assert rec.flush(10)
+    rec.close()
+    assert not rec.errors
+    assert tree(tmp_path) == [f"recorded/2533274800000001/{t}.yaml" for t in (1, 2, 3)]
+
+
+def test_write_and_its_failures_leave_no_temp_or_lock_file(tmp_path, monkeypatch):
+    path = tmp_path / "c" / "hand.yaml"
+    doc = cassette.load_file(write(tmp_path / "src.yaml", VALID))
+    cassette.write_atomic(path, doc)
+    with cassette.file_lock(path):
+        pass
+    assert tree(path.parent) == ["hand.yaml"]
+    # A write that fails half-way (disk full, a kill signal turned into an exception) removes its temp.
+    doc["recorded_at"] = "2026-11-28T00:00:00Z"
+
+    def full(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        cassette.write_atomic(path, doc)
+    monkeypatch.undo()
+    assert tree(path.parent) == ["hand.yaml"]
+    assert cassette.load_file(path)["recorded_at"] == "2026-11-27T12:00:00Z"
+
+
+def test_a_killed_writers_temp_files_go_with_the_next_write_in_the_directory(tmp_path):
+    left = [tmp_path / ".other.yaml.k3x_9ab2.tmp", tmp_path / ".hand.yaml.abcdefgh.tmp"]
+    for p in left:
+        p.write_text("xblreplay: 1\ninteractions: [")  # what a kill -9 in the middle of a write leaves
+    (tmp_path / ".notes.tmp").write_text("not ours")
+    cassette.write_atomic(tmp_path / "hand.yaml", {"xblreplay": 1})
+    assert tree(tmp_path) == [".notes.tmp", "hand.yaml"]
+
+
+def test_the_lock_holds_other_processes_off_the_directory(tmp_path):
+    """file_lock is a flock on the cassette's directory: another process writing any cassette of
+    that directory waits for it; a cassette elsewhere does not."""
+    import subprocess
+    import sys
+    import time
+
+    held = tmp_path / "c" / "a.yaml"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom xblreplay import cassette\n"
+         f"with cassette.file_lock({str(held)!r}):\n    print('held', flush=True)\n    time.sleep(1.5)\n"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(cassette.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        cassette.write_atomic(tmp_path / "elsewhere" / "b.yaml", {"xblreplay": 1})
+        assert time.monotonic() - t0 < 1.0
+        cassette.write_atomic(tmp_path / "c" / "b.yaml", {"xblreplay": 1})
+        assert time.monotonic() - t0 >= 1.0
+    finally:
+        holder.wait(10)
+    assert tree(tmp_path / "c") == ["b.yaml"]

@@ -4,8 +4,8 @@ Reading uses the libyaml C safe loader when present, without the implicit timest
 times stay the strings they were written as. Schema errors are located by re-composing the
 document and following the error's path to its node. Writing is canonical (sorted keys, no
 line folding), leak-scanned, and atomic: a temp file in the same directory, fsync, rename, fsync
-of the directory, all under an exclusive lock on the target. A file that does not load is never
-overwritten.
+of the directory, all under an exclusive lock on the target's directory (nothing is left beside the
+cassette). A file that does not load is never overwritten.
 """
 
 from __future__ import annotations
@@ -479,6 +479,7 @@ def _store(cache: Path, doc: dict) -> None:
         return
     if json.loads(text) != doc:
         return
+    tmp = None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
@@ -486,7 +487,8 @@ def _store(cache: Path, doc: dict) -> None:
             f.write(text)
         os.replace(tmp, cache)
     except OSError:  # the cache is an optimisation only
-        pass
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def load_file(path: str | os.PathLike) -> dict:
@@ -653,10 +655,12 @@ def dump(doc: Any, memo: dict[int, tuple[Any, str]] | None = None, unscanned: li
 
 @contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Exclusive inter-process lock for writing ``path`` (``.<name>.lock`` beside it)."""
+    """Exclusive inter-process lock for writing ``path``: a ``flock`` on the directory that holds
+    it (a file cannot carry the lock, the rename replaces it), so no lock file is left beside it.
+    Writers of other files in the same directory wait too; a write takes milliseconds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -664,10 +668,19 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+# Temp files are mkstemp's `.<name>.XXXXXXXX.tmp` beside the cassette (hidden: never loaded).
+_TEMP = re.compile(r"\..+\.ya?ml\.[a-z0-9_]{8}\.tmp")
+
+
 def _replace(path: Path, data: bytes) -> None:
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer; we hold the lock
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Atomically puts ``data`` at ``path``; call under :func:`file_lock`. The temp file lives only
+    while it is written; one left by a writer killed in the middle is removed here, for every
+    cassette of the directory (holding the directory's lock, no other writer is at work in it)."""
+    for stale in path.parent.glob(".*.tmp"):
+        if _TEMP.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)
@@ -676,7 +689,7 @@ def _replace(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
