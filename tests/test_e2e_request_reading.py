@@ -99,4 +99,6 @@ def test_exact_replay_keys_count_contract_version_and_language(tmp_path):
     for (contract, lang), reply in replies.items():
         assert reply.status == 200, reply.body
         assert reply.json() == {"contract": contract, "lang": lang}
-    assert unknown.status == 404 and "x-xblreplay-reason" in unknown.headers
+    # R6 for exact interactions: an Accept-Language never recorded gets the first recorded one, and says so.
+    assert unknown.status == 200 and unknown.json() == {"contract": "2", "lang": "en-US"}
+    assert "default locale en-US" in unknown.headers["x-xblreplay-reason"]

@@ -608,6 +608,22 @@ def _primary(locale: str) -> str:
     return locale.split("-", 1)[0].lower()
 
 
+def pick_locale(known: list[str], wanted: tuple[str, ...], what: str = "dataset") -> tuple[str, str]:
+    """R6: of the ``known`` locales (first recorded first), the first ``wanted`` one, then a
+    primary-language match, then the default (the first recorded); with a note when the
+    default had to stand in."""
+    lowered = {k.lower(): k for k in known}
+    for locale in wanted:
+        if locale.lower() in lowered:
+            return lowered[locale.lower()], ""
+    for locale in wanted:
+        for k in known:
+            if _primary(k) == _primary(locale):
+                return k, ""
+    note = f"no {what} in {', '.join(wanted)}; answered in the default locale {known[0]}" if wanted else ""
+    return known[0], note
+
+
 def _coverage_gap(ds: _Dataset, titles: tuple[int, ...] | None) -> str:
     """R2: why an answer over `titles` (None: all) may be partial, naming what is missing; "" if covered."""
     missing = ds.missing(titles)
@@ -675,6 +691,7 @@ class DatasetStore:
         self.strict_coverage = strict_coverage
         self._datasets: dict[tuple[int, str, str], _Dataset] = {}
         self._locales: dict[tuple[int, str], list[str]] = {}  # first recorded first (R6 default)
+        self.updated: set[int] = set()  # xuids whose data progress updates changed in this run
         self._bindings: dict[str, int] = {}
 
     # -- building
@@ -792,20 +809,12 @@ class DatasetStore:
         )
 
     def _resolve(self, xuid: int, shape: str, locales: tuple[str, ...]) -> tuple[_Dataset | None, str]:
-        """R6: the first requested locale recorded, then a primary-language match, then the default."""
+        """R6: the dataset of the locale :func:`pick_locale` chooses."""
         known = self._locales.get((xuid, shape))
         if not known:
             return None, ""
-        lowered = {k.lower(): k for k in known}
-        for wanted in locales:
-            if wanted.lower() in lowered:
-                return self._datasets[(xuid, shape, lowered[wanted.lower()])], ""
-        for wanted in locales:
-            for k in known:
-                if _primary(k) == _primary(wanted):
-                    return self._datasets[(xuid, shape, k)], ""
-        note = f"no dataset in {', '.join(locales)}; answered in the default locale {known[0]}" if locales else ""
-        return self._datasets[(xuid, shape, known[0])], note
+        locale, note = pick_locale(known, locales, "dataset")
+        return self._datasets[(xuid, shape, locale)], note
 
     def _not_recorded(self, xuid: int, shape: str) -> Answer:
         others = sorted(s for (x, s) in self._locales if x == xuid)
@@ -990,6 +999,7 @@ class DatasetStore:
                     continue
                 ds.replace(pos, item)
                 changed = True
+                self.updated.add(int(xuid))
                 if item["progressState"] == "Achieved":
                     self._unlock_v1(xuid, ds.meta[pos].titles, _as_int(item.get("id")), stamp)
         if not changed:

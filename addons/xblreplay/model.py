@@ -122,6 +122,7 @@ class RequestCheck:
     title_ids: tuple[int, ...] | None = None
     bad_title_ids: bool = False
     key: str = ""  # "the same request" (request.request_key): exact replay, recording, call patterns
+    language: str = ""  # the Accept-Language as sent (request.request_language)
 
     @property
     def errors(self) -> list[Violation]:

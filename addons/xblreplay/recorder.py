@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from . import DEFAULT_RULES_DIR, cassette, redact
 from .model import RequestCheck
-from .request import parse_authorization, request_key
+from .request import parse_authorization, request_key, request_language
 from .validator import Validator
 
 _STOP = object()
@@ -52,9 +52,10 @@ def cassette_path(cassette_dir: Path, check: RequestCheck) -> Path:
     return cassette_dir / "recorded" / str(xuid) / (name + ".yaml")
 
 
-def _key(interaction: dict) -> str:
+def _key(interaction: dict) -> tuple[str, str]:
     request = interaction["request"]
-    return request_key(request["method"], request["url"], request.get("headers") or {})
+    headers = request.get("headers") or {}
+    return request_key(request["method"], request["url"], headers), request_language(headers)
 
 
 def _content(interaction: dict) -> tuple:

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 from . import cassette
 from .dataset import DatasetStore
-from .request import request_key
+from .dataset import pick_locale
+from .request import request_key, request_language
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, AchievementsQuery, Answer, RequestCheck, Violation
-from .validator import Validator, error_answer
+from .validator import Validator, error_answer, parse_accept_language
 
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
 # to parse a recorded URL into a query, so a placeholder stands in for it.
@@ -59,7 +60,10 @@ class Replayer:
     ) -> None:
         self.validator = validator
         self.store = store
-        self.interactions: dict[tuple, dict[str, Any]] = {}
+        # (request key, Accept-Language as recorded) -> interaction; languages per key, first
+        # recorded first (the R6 default)
+        self.interactions: dict[tuple[str, str], dict[str, Any]] = {}
+        self._languages: dict[str, list[str]] = {}
         self._latency: dict[str, float] | None = None  # endpoint -> median recorded latency
         self.files = 0
         self._now = now or (lambda: datetime.now(timezone.utc))
@@ -115,7 +119,10 @@ class Replayer:
         request, response = interaction["request"], interaction["response"]
         method, url = request.get("method", "GET"), request["url"]
         headers = {k.lower(): str(v) for k, v in (request.get("headers") or {}).items()}
-        self.interactions[request_key(method, url, headers)] = interaction
+        key, language = request_key(method, url, headers), request_language(headers)
+        if (key, language) not in self.interactions:
+            self._languages.setdefault(key, []).append(language)
+        self.interactions[(key, language)] = interaction
         self._latency = None
         if response.get("status") != 200 or not isinstance(response.get("body"), dict):
             return None  # non-2xx responses are replayed verbatim but never merged into a dataset
@@ -145,7 +152,7 @@ class Replayer:
     def recorded_latency(self, check: RequestCheck) -> float | None:
         """The latency recorded for this request (ms): its own interaction's, else the median of
         the recordings of its endpoint; None when nothing was recorded (fault profiles fall back)."""
-        recorded = self.interactions.get(check.key)
+        recorded = self.exact(check)[0]
         if recorded is not None and recorded["response"].get("latency_ms") is not None:
             return float(recorded["response"]["latency_ms"])
         if self._latency is None:
@@ -158,6 +165,27 @@ class Replayer:
                     by_endpoint.setdefault(endpoint, []).append(float(latency))
             self._latency = {e: statistics.median(v) for e, v in by_endpoint.items()}
         return self._latency.get(check.endpoint)
+
+    def exact(self, check: RequestCheck) -> tuple[dict[str, Any] | None, str]:
+        """The interaction recorded for this very request, and a note when its language was
+        chosen by R6 (the request's Accept-Language was not recorded: primary language, then the
+        first recorded one)."""
+        languages = self._languages.get(check.key)
+        if not languages:
+            return None, ""
+        if check.language in languages:
+            return self.interactions[(check.key, check.language)], ""
+        by_locale: dict[str, str] = {}
+        for language in languages:
+            first = parse_accept_language(language)[:1]
+            if first:
+                by_locale.setdefault(first[0], language)
+        wanted = parse_accept_language(check.language) if check.language else ()
+        if by_locale:
+            locale, note = pick_locale(list(by_locale), wanted, "recorded interaction")
+            if not note or "" not in languages:
+                return self.interactions[(check.key, by_locale[locale])], note
+        return self.interactions[(check.key, "" if "" in languages else languages[0])], ""
 
     def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
                ) -> tuple[RequestCheck, Answer]:
@@ -174,6 +202,14 @@ class Replayer:
             denied = self.store.check_binding(query.userhash, query.xuid)
             if denied is not None:
                 return denied
+        if check.endpoint in (EP_LIST, EP_HISTORY, EP_DETAIL) and self.store.updated.isdisjoint(
+                (check.path_params.get("xuid"),)):
+            # A request recorded exactly is answered as the service answered it, unless progress
+            # updates changed that user's data since: the datasets answer everything else.
+            recorded, note = self.exact(check)
+            if recorded is not None:
+                return interaction_answer(recorded, note)
+        if check.endpoint in (EP_LIST, EP_HISTORY) and query is not None:
             if check.endpoint == EP_HISTORY:
                 return self.store.answer_history(query.xuid, query.shape, query.locales,
                                                  query.start, query.page_size)
@@ -189,20 +225,22 @@ class Replayer:
             answer = self.store.answer_detail(p["xuid"], p["scid"], p["achievement_id"], shape, locales, rarity)
             if answer.status != 404:
                 return answer
-        recorded = self.interactions.get(check.key)  # recorded under "the same request" key
+        recorded, note = self.exact(check)  # recorded under "the same request" key
         if recorded is not None:
-            return interaction_answer(recorded)
+            return interaction_answer(recorded, note)
         return not_recorded(check, method, url)
 
 
-def interaction_answer(interaction: dict[str, Any]) -> Answer:
+def interaction_answer(interaction: dict[str, Any], note: str = "") -> Answer:
     response = interaction["response"]
     headers = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
     if "body" in response:
         body: Any = response["body"]
     else:
         body = (response.get("body_text") or "").encode("utf-8") or None
-    return Answer(status=int(response["status"]), body=body, headers=headers, source="interaction")
+    if note:
+        headers.append(("X-Xblreplay-Reason", note))
+    return Answer(status=int(response["status"]), body=body, headers=headers, source="interaction", reason=note)
 
 
 def not_recorded(check: RequestCheck, method: str, url: str) -> Answer:

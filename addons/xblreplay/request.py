@@ -10,7 +10,8 @@ patterns all read the request through them, so "the same request" means one thin
   ``titleId=1,2``);
 * :func:`parse_authorization` -- ``XBL3.0 x=<userhash>;<token>`` (scheme case-insensitive, as
   HTTP authentication schemes are);
-* :func:`request_key` -- "the same request" for recording and replay.
+* :func:`request_key` and :func:`request_language` -- "the same request" for recording and
+  replay.
 """
 
 from __future__ import annotations
@@ -73,14 +74,15 @@ def parse_authorization(value: str | None) -> tuple[str, str] | None:
 
 
 def request_key(method: str, url: str, headers: Mapping[str, str]) -> str:
-    """"The same request", for recording (an interaction re-recorded replaces the old one) and
-    replay (an exact interaction answers it): the method, the path (case-insensitive), the
-    query parameters in any order (a repeated one joined as the service joins it), the contract
-    version and the Accept-Language. Parameters that are not the contract's count by name only:
-    their values are never kept in a cassette. ``headers`` have lowercase names.
+    """"The same request", for recording (an interaction re-recorded replaces the old one, with
+    :func:`request_language`), replay (an exact interaction answers it, its language chosen by R6)
+    and call patterns: the method, the path (case-insensitive), the query parameters in any order
+    (a repeated one joined as the service joins it) and the contract version. Parameters that are
+    not the contract's count by name only: their values are never kept in a cassette.
+    ``headers`` have lowercase names.
 
-    The key is readable (``GET /users/xuid(1)/achievements?maxItems=5&titleId=1 contract=2
-    lang=en-US``): call-pattern findings name the request by it, and it holds no secret."""
+    The key is readable (``GET /users/xuid(1)/achievements?maxItems=5&titleId=1 contract=2``):
+    call-pattern findings name the request by it, and it holds no secret."""
     path, query = split_url(url)
     parts = []
     for name, value in sorted(query_params(query).items()):
@@ -90,9 +92,12 @@ def request_key(method: str, url: str, headers: Mapping[str, str]) -> str:
             parts.append(quote(name, safe=""))
     key = method.upper() + " " + path.lower() + ("?" + "&".join(parts) if parts else "")
     contract = (headers.get(CONTRACT_HEADER) or "").strip()
-    language = (headers.get("accept-language") or "").strip()
     if contract:
         key += " contract=" + quote(contract, safe="")
-    if language:
-        key += " lang=" + quote(language, safe=",;=")
     return key
+
+
+def request_language(headers: Mapping[str, str]) -> str:
+    """The Accept-Language a request was sent with (stripped; "" when none): two recordings of
+    one request in two languages are two interactions."""
+    return (headers.get("accept-language") or "").strip()

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import yaml
 from jsonschema import Draft202012Validator
 
-from .request import parse_authorization, query_params, request_key, split_url
+from .request import parse_authorization, query_params, request_key, request_language, split_url
 from .model import (
     EP_DETAIL,
     EP_HISTORY,
@@ -333,7 +333,7 @@ class Validator:
         """The one reading of a request (``headers``: names lowercase): endpoint, parameters,
         violations, the R8 status and "the same request" key."""
         check = self._check_request(method, url, headers, body)
-        check.key = request_key(method, url, headers)
+        check.key, check.language = request_key(method, url, headers), request_language(headers)
         return check
 
     def _check_request(self, method: str, url: str, headers: dict[str, str],
