@@ -96,3 +96,54 @@ def test_import_turns_a_flow_file_into_redacted_cassettes(tmp_path):
     assert again.returncode == 0, again.stdout
     body = json_part(again.stdout)
     assert [a["id"] for a in body["achievements"]] == [a["id"] for a in page["achievements"][1:3]]
+
+
+def one_line_error(done: subprocess.CompletedProcess, *parts: str) -> None:
+    """Bad input: exit status 2, no traceback, one line on stderr naming the problem."""
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("xblreplay "), done.stderr
+    for part in parts:
+        assert part in done.stderr, done.stderr
+
+
+def test_bad_query_input_is_one_line_and_status_2(tmp_path):
+    one_line_error(xblreplay("query", "--cassettes", str(EXAMPLE), "--now", "yesterday", URL), "--now", "'yesterday'")
+    one_line_error(xblreplay("query", "--cassettes", str(tmp_path / "nope"), URL), str(tmp_path / "nope"),
+                   "does not exist")
+    one_line_error(xblreplay("query", "--cassettes", str(EXAMPLE), "--rules", str(tmp_path), URL),
+                   "rules file not found")
+    (tmp_path / "achievements.openapi.yaml").write_text("openapi: [3.1\n  broken: {\n")
+    one_line_error(xblreplay("query", "--cassettes", str(EXAMPLE), "--rules", str(tmp_path), URL),
+                   f"cannot load the rules in {tmp_path}")
+    one_line_error(xblreplay("query", "--cassettes", str(EXAMPLE), "-H", "no colon", URL), "-H expects")
+    one_line_error(xblreplay("query", "--cassettes", str(EXAMPLE), "https://[::1/achievements"), "cannot read the URL")
+
+
+def test_bad_import_input_is_one_line_and_status_2(tmp_path):
+    out = tmp_path / "out"
+    one_line_error(xblreplay("import", str(tmp_path / "missing.flows"), "--cassettes", str(out)),
+                   "missing.flows", "cannot read flow file")
+    text = tmp_path / "notaflow.txt"
+    text.write_text("just some text\n")
+    one_line_error(xblreplay("import", str(text), "--cassettes", str(out)), "notaflow.txt",
+                   "not a mitmproxy flow file")
+    one_line_error(xblreplay("import", str(tmp_path), "--cassettes", str(out)), "cannot read flow file")
+    one_line_error(xblreplay("import", str(text), "--cassettes", str(text)), "not a directory")
+    assert not out.exists()
+
+
+def test_lint_of_a_missing_path_is_status_2_and_problems_are_status_1(tmp_path):
+    one_line_error(xblreplay("lint", str(tmp_path / "nope")), "no such file or directory")
+    hand = tmp_path / "hand.yaml"
+    hand.write_text("xblreplay: 1\ndatasets:\n  - xuid: 2533274800000001\n    titles:\n      - id: 1234\n"
+                    "        achievements:\n          - {id: 1, unlocked: \"yesterday\", gamerscoer: 10}\n")
+    done = xblreplay("lint", str(tmp_path))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"{hand}:7: ") for line in lines), lines
+    assert "unknown key 'gamerscoer' (did you mean 'gamerscore'?)" in lines[0]
+    assert "'yesterday' is not an ISO time" in lines[1]
+    # The load refuses it at the same place: query (and the proxy) stop with FILE:LINE.
+    query = xblreplay("query", "--cassettes", str(tmp_path), URL)
+    one_line_error(query, f"{hand}:7:", "gamerscoer")

@@ -26,30 +26,50 @@ CLI_AUTH = "XBL3.0 x=xblreplay-cli;offline"
 DIAGNOSTIC_PREFIX = "x-xblreplay-"
 
 
+class UsageError(Exception):
+    """Bad input to a subcommand: one line on stderr, exit status 2."""
+
+
 def _headers(pairs: list[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition(":")
-        if not sep:
-            raise SystemExit(f"xblreplay: -H expects 'Name: value', got {pair!r}")
+        if not sep or not name.strip():
+            raise UsageError(f"-H expects 'Name: value', got {pair!r}")
         headers[name.strip().lower()] = value.strip()
     return headers
+
+
+def _validator(rules: str) -> Validator:
+    if not Path(rules, "achievements.openapi.yaml").is_file():
+        raise UsageError(f"rules file not found: {Path(rules, 'achievements.openapi.yaml')} (see --rules)")
+    try:
+        return Validator.from_rules(Path(rules))
+    except Exception as e:  # an unreadable or broken contract file: whatever the parser raises
+        raise UsageError(f"cannot load the rules in {rules}: {e}") from None
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     headers = _headers(args.header)
     headers.setdefault("authorization", CLI_AUTH)
-    validator = Validator.from_rules(Path(args.rules))
     try:
         now = parse_now(args.now)
+    except ValueError:
+        raise UsageError(f"--now expects an ISO time such as 2026-11-20T00:00:00Z, got {args.now!r}") from None
+    validator = _validator(args.rules)
+    try:
         replayer = Replayer.from_dir(
             validator, args.cassettes, strict_coverage=args.strict_coverage,
             now=(lambda: now) if now else None,
         )
     except CassetteError as e:
-        print(f"xblreplay: broken cassette: {e}", file=sys.stderr)
-        return 2
-    check, answer = replayer.handle(args.method, args.url, headers)
+        raise UsageError(f"cassette {e}" if e.line else f"cassettes {e.file}: {e.reason}") from None
+    except ValueError as e:  # a hand-written dataset the engine cannot expand
+        raise UsageError(f"cassette {e}") from None
+    try:
+        check, answer = replayer.handle(args.method, args.url, headers)
+    except ValueError as e:  # a URL that does not parse
+        raise UsageError(f"cannot read the URL {args.url!r}: {e}") from None
     print(f"HTTP {answer.status}  ({answer.source}{': ' + answer.reason if answer.reason else ''})")
     for name, value in answer.headers:
         print(f"{name}: {value}")
@@ -63,6 +83,9 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    for path in args.paths:
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file or directory")
     errors = [e for path in args.paths for e in lint(path)]
     for e in errors:
         print(str(e))
@@ -74,9 +97,19 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importer import import_flows  # reads mitmproxy flow files
+    from .importer import FlowFileError, import_flows  # reads mitmproxy flow files
+    from .redact import LeakError
 
-    count = import_flows(args.flowfile, args.cassettes)
+    if os.path.exists(args.cassettes) and not os.path.isdir(args.cassettes):
+        raise UsageError(f"--cassettes {args.cassettes}: not a directory")
+    try:
+        count = import_flows(args.flowfile, args.cassettes)
+    except FlowFileError as e:
+        raise UsageError(str(e)) from None
+    except (CassetteError, LeakError) as e:
+        raise UsageError(f"not written: {e}") from None
+    except OSError as e:
+        raise UsageError(f"cannot write {e.filename or args.cassettes}: {e.strerror or e}") from None
     print(f"imported {count} flow(s) into {args.cassettes}")
     return 0
 
@@ -117,7 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     im.set_defaults(func=cmd_import)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        message = " ".join(line.strip() for line in str(e).splitlines())
+        print(f"xblreplay {args.command}: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

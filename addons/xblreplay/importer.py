@@ -6,10 +6,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mitmproxy import http, io
+from mitmproxy import exceptions, http, io
 
 from .model import HOST
 from .recorder import Recorder
+
+
+class FlowFileError(Exception):
+    """A flow file that cannot be read (missing, unreadable, not a mitmproxy flow file)."""
 
 
 def import_flows(
@@ -17,13 +21,19 @@ def import_flows(
 ) -> int:
     """Records every answered flow for the achievements host; returns how many were recorded.
 
-    Without ``on_error`` the first write problem is raised once everything else is written.
+    Without ``on_error`` the first write problem is raised once everything else is written. A
+    file that cannot be read as flows raises :class:`FlowFileError` (flows read before a damaged
+    part are still recorded).
     """
+    try:
+        f = open(flow_file, "rb")
+    except OSError as exc:
+        raise FlowFileError(f"{flow_file}: cannot read flow file: {exc.strerror or exc}") from None
     recorder = Recorder(cassette_dir, on_error=on_error)
     count = 0
     try:
-        with open(flow_file, "rb") as f:
-            for flow in io.FlowReader(f).stream():
+        with f:
+            for flow in _flows(f, flow_file):
                 if not isinstance(flow, http.HTTPFlow) or flow.response is None:
                     continue
                 request, response = flow.request, flow.response
@@ -47,3 +57,12 @@ def import_flows(
     if on_error is None and recorder.errors:
         raise recorder.errors[0]
     return count
+
+
+def _flows(f, flow_file: str | Path):
+    try:
+        yield from io.FlowReader(f).stream()
+    except exceptions.FlowReadException as exc:
+        raise FlowFileError(f"{flow_file}: not a mitmproxy flow file (`mitmdump -w` writes them): {exc}") from None
+    except OSError as exc:
+        raise FlowFileError(f"{flow_file}: cannot read flow file: {exc.strerror or exc}") from None
