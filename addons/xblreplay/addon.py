@@ -1,8 +1,10 @@
 """The mitmproxy addon: thin glue between mitmproxy flows and the xblreplay core.
 
 Only traffic for achievements.xboxlive.com is touched; everything else passes through.
-Options are declared in ``load()`` and checked in ``configure()``; a bad value at start-up
-stops mitmdump with one clear line (an error logged during start-up makes mitmdump exit).
+Options are declared in ``load()`` from the table in ``options.py``, which also checks their
+values. A bad value at start-up stops mitmdump with one clear line (an error logged during
+start-up makes mitmdump exit); at run time it is refused and the configuration in force stays.
+Without a valid configuration every request for the host is answered 502: nothing is forwarded.
 """
 
 from __future__ import annotations
@@ -11,44 +13,52 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
-from urllib.parse import urlsplit
+from typing import Any
 
 from mitmproxy import command, ctx, exceptions, http
 
-from . import DEFAULT_RULES_DIR
+from . import options as xopts
 from .cassette import CassetteError
 from .faults import FaultInjector, fault_answer, load_profile, truncate_body
 from .model import EP_DETAIL, EP_LIST, HOST, Answer, RequestCheck, Violation, violations_header
+from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
 from .patterns import CallPatterns
 from .recorder import RecorderProcess
 from .redact import redact_request_headers, redact_url
-from .replay import Replayer, parse_now
+from .replay import Replayer
 from .throttle import Throttle, load_limits
 from .validator import Validator, error_answer
 from .vlog import ValidationLog
 
 logger = logging.getLogger("xblreplay")
 
-MODES = ("validate", "record", "replay", "replay-or-record")
-OUR_OPTIONS = {
-    "achievements_mode", "achievements_cassettes", "achievements_upstream", "achievements_log",
-    "achievements_strict", "achievements_rules", "achievements_now", "achievements_strict_coverage",
-    "achievements_throttle", "achievements_faults", "achievements_seed", "achievements_check_responses",
-}
+OUR_OPTIONS = xopts.NAMES
 # Answers in replay-or-record that mean "the cassette cannot answer this": forward and record.
 RECORD_CODES = frozenset({"coverage", "no-dataset", "not-recorded"})
 
 
-class ConfigError(Exception):
-    """A bad option value, reported as one line."""
+try:  # how mitmproxy keeps the text of a `--set` for an option not declared yet
+    from mitmproxy.optmanager import _UnconvertedStrings
+except ImportError:  # pragma: no cover
+    _UnconvertedStrings = ()
+
+
+def _set_texts(value: Any) -> list[str] | None:
+    """The texts of a pending `--set`, or None for a typed value (mitmproxy's config.yaml)."""
+    return list(value.val) if _UnconvertedStrings and isinstance(value, _UnconvertedStrings) else None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
 
 
 @dataclass
 class FlowState:
-    """What the addon knows about one flow, kept in flow.metadata between hooks."""
+    """What the addon knows about one flow between hooks. Kept by the addon, not in
+    flow.metadata: mitmproxy serialises metadata when it saves flows (-w, mitmweb)."""
 
     check: RequestCheck
     url: str
@@ -59,6 +69,7 @@ class FlowState:
     fault: str | None = None
     violations: list[Violation] = field(default_factory=list)
     parsed: tuple | None = None  # (JSON body,) once parsed
+    asked: tuple | None = None  # scheme, host, port, path, Host of a request sent to achievements_upstream
 
 
 def caller_key(check: RequestCheck) -> tuple[int, str]:
@@ -84,6 +95,18 @@ def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
     return http.Response.make(answer.status, answer.body_bytes(), http.Headers(fields))
 
 
+def loaded_line(replayer: Replayer, seconds: float) -> str:
+    """The start-up line saying what the cassettes gave."""
+    infos = list(replayer.store.datasets())
+
+    def n(count: int, what: str) -> str:
+        return f"{count} {what}{'' if count == 1 else 's'}"
+
+    return (f"xblreplay: loaded {n(replayer.files, 'file')}: {n(len(infos), 'dataset')}, "
+            f"{n(sum(i.size for i in infos), 'achievement')}, {n(len(replayer.interactions), 'interaction')} "
+            f"in {seconds:.2f} s")
+
+
 class Achievements:
     def __init__(self) -> None:
         self.validator: Validator | None = None
@@ -94,149 +117,124 @@ class Achievements:
         self.patterns: CallPatterns | None = None
         self.faults: FaultInjector | None = None
         self.upstream: tuple[str, str, int, str] | None = None
+        self.settings: Settings | None = None  # of the configuration in force
         self.mode = "replay"
         self.running_ = False
-        self.broken: str | None = None
+        self.broken: str | None = None  # why there is no configuration in force (requests get 502)
+        self.values: dict[str, Any] | None = None  # our option values last configured from
+        self.option_errors: dict[str, str] = {}  # start-up values mitmproxy was given that are bad
+        self._flows: weakref.WeakKeyDictionary[http.HTTPFlow, FlowState] = weakref.WeakKeyDictionary()
 
     # ----------------------------------------------------------------- options
     def load(self, loader) -> None:
-        loader.add_option(
-            "achievements_mode", str, "replay",
-            "validate: forward, judge, log. record: forward and record into cassettes. "
-            "replay: answer offline from cassettes, never connect. replay-or-record: answer "
-            "from cassettes when coverage allows, else forward and record.",
-            choices=list(MODES),
-        )
-        loader.add_option("achievements_cassettes", str, "cassettes", "Cassette directory.")
-        loader.add_option(
-            "achievements_upstream", Optional[str], None,
-            "Base URL that traffic for achievements.xboxlive.com is forwarded to instead of "
-            "the real service (staging, tests), e.g. http://127.0.0.1:8080.",
-        )
-        loader.add_option(
-            "achievements_log", Optional[str], None,
-            "Path of the JSON Lines validation log. Unset: mitmproxy's event log only.",
-        )
-        loader.add_option(
-            "achievements_strict", bool, False,
-            "In validate mode, answer invalid requests with the R8 status instead of forwarding.",
-        )
-        loader.add_option("achievements_rules", str, str(DEFAULT_RULES_DIR), "The rules/ directory.")
-        loader.add_option(
-            "achievements_now", Optional[str], None,
-            "The proxy clock for EndingSoon, as an ISO time (e.g. 2026-11-27T12:00:00Z). Unset: now.",
-        )
-        loader.add_option(
-            "achievements_strict_coverage", bool, False,
-            "R2: answer 404 instead of a partial answer when a query needs unrecorded titles.",
-        )
-        loader.add_option(
-            "achievements_throttle", bool, False,
-            "R10: emulate the service's rate limits (429 with Retry-After).",
-        )
-        loader.add_option(
-            "achievements_faults", Optional[str], None,
-            "Fault and latency profile: a name in rules/faults/ (flaky, outage, slow, mobile) or a path.",
-        )
-        loader.add_option(
-            "achievements_seed", Optional[int], None,
-            "Seed for the fault profile's randomness (default: the profile's seed).",
-        )
-        loader.add_option(
-            "achievements_check_responses", bool, True,
-            "R7: check every 200 achievements body (recorded or synthesised) against the schema.",
-        )
+        opts = loader.master.options
+        for o in xopts.OPTIONS:
+            loader.add_option(o.name, o.type, o.default, o.help, choices=list(o.choices) if o.choices else None)
+        self._lazy(opts)
+        # mitmproxy keeps `--set` values of options not declared yet and parses them right after
+        # this hook; one it cannot parse (achievements_seed=abc) raises in a task nobody awaits,
+        # and every option of the script is silently dropped. Ours are checked here instead: the
+        # good ones go back typed, the bad ones (and misspelt names) become start-up errors.
+        values, self.option_errors = xopts.take_startup_values(opts.deferred, _set_texts, opts.keys())
+        for name in xopts.NAMES & opts.deferred.keys():
+            del opts.deferred[name]
+        opts.deferred.update(values)
 
     def configure(self, updated: set[str]) -> None:
-        if not (updated & OUR_OPTIONS):
-            return
-        try:
-            self._configure()
-            self.broken = None
-        except ConfigError as e:
-            self.broken = str(e)
-            if self.running_:
-                raise exceptions.OptionsError(f"xblreplay: {e}") from None
-            # At start-up: one clear line; mitmdump exits on an error logged during start-up.
-            logger.error(f"xblreplay: {e}")
+        if "connection_strategy" in updated:
+            self._lazy(ctx.options)
+        if updated & OUR_OPTIONS:
+            if self.values is not None:  # set again after start-up: a start-up error is gone
+                self.option_errors = {k: v for k, v in self.option_errors.items() if k not in updated}
+            self._apply()
 
-    def _configure(self) -> None:
-        """Build the whole new configuration first; swap it in only when all of it is valid."""
-        opts = ctx.options
-        mode = opts.achievements_mode
-        if mode not in MODES:
-            raise ConfigError(f"unknown achievements_mode {mode!r}; choose one of {', '.join(MODES)}")
-        rules = Path(opts.achievements_rules)
-        contract = rules / "achievements.openapi.yaml"
-        if not contract.is_file():
-            raise ConfigError(f"rules file not found: {contract}")
-        validator = self._load(Validator.from_rules, rules)
-        upstream = self._parse_upstream(opts.achievements_upstream)
+    def _apply(self, force: bool = False) -> None:
+        values = {name: getattr(ctx.options, name) for name in OUR_OPTIONS}
+        if values == self.values and not force:
+            return  # nothing of ours changed (e.g. mitmproxy restoring values after a refusal)
         try:
-            now = parse_now(opts.achievements_now)
-        except ValueError:
-            raise ConfigError(f"achievements_now is not an ISO time: {opts.achievements_now!r}") from None
-        cassettes = Path(opts.achievements_cassettes)
-        replayer = None
-        if mode in ("replay", "replay-or-record") or cassettes.exists():
+            if self.option_errors:
+                raise ConfigError("; ".join(self.option_errors.values()))
+            self._configure(xopts.settings(values))
+        except ConfigError as e:
+            reason = _one_line(str(e))
+            if self.running_:
+                # Refused: mitmproxy puts the previous values back, and what was in force stays
+                # (a configuration, or the 502 of none).
+                raise exceptions.OptionsError(f"xblreplay: {reason}") from None
+            self.values, self.broken = values, reason
+            # At start-up: one clear line; mitmdump exits on an error logged during start-up.
+            logger.error(f"xblreplay: {reason}")
+            return
+        self.values, self.broken = values, None
+
+    def _configure(self, s: Settings) -> None:
+        """Build the whole new configuration first; swap it in only when all of it is valid."""
+        contract = s.rules / "achievements.openapi.yaml"
+        if not contract.is_file():
+            raise ConfigError(f"achievements_rules: rules file not found: {contract}")
+        validator = self._load("achievements_rules", Validator.from_rules, s.rules)
+        if s.records:  # replay-or-record starts from an empty directory too
             try:
-                replayer = Replayer.from_dir(validator, cassettes, strict_coverage=opts.achievements_strict_coverage,
-                                             now=(lambda: now) if now else None)
+                s.cassettes.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"achievements_cassettes: cannot create {s.cassettes}: {e.strerror}") from None
+        replayer, loaded_in = None, 0.0
+        if s.replays or s.cassettes.exists():
+            started = time.monotonic()
+            try:
+                replayer = Replayer.from_dir(validator, s.cassettes, strict_coverage=s.strict_coverage,
+                                             now=(lambda: s.now) if s.now else None)
             except CassetteError as e:
-                raise ConfigError(f"cassette {e}") from None
+                raise ConfigError(f"achievements_cassettes: {e}") from None
             except ValueError as e:  # a hand-written dataset the engine cannot expand
-                raise ConfigError(f"cassette {e}") from None
-        if mode in ("record", "replay-or-record"):
-            try:
-                cassettes.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ConfigError(f"cannot create cassette directory {cassettes}: {e.strerror}") from None
-        limits = self._load(load_limits, rules / "limits.yaml")
+                raise ConfigError(f"achievements_cassettes: {e}") from None
+            loaded_in = time.monotonic() - started
+        limits = self._load("achievements_rules", load_limits, s.rules / "limits.yaml")
         faults = None
-        if opts.achievements_faults:
-            profile = self._load(load_profile, opts.achievements_faults, rules)
-            faults = FaultInjector(profile, opts.achievements_seed)
+        if s.faults:
+            profile = self._load("achievements_faults", load_profile, s.faults, s.rules)
+            faults = FaultInjector(profile, s.seed)
         log = self.log
-        if log is None or str(log.path or "") != str(opts.achievements_log or ""):
+        if log is None or str(log.path or "") != str(s.log or ""):
             try:
-                log = ValidationLog(opts.achievements_log)
+                log = ValidationLog(s.log)
             except OSError as e:
-                raise ConfigError(f"cannot open achievements_log {opts.achievements_log}: {e.strerror}") from None
+                raise ConfigError(f"achievements_log: cannot open {s.log}: {e.strerror}") from None
 
         # Everything is valid: swap it in.
         if log is not self.log and self.log is not None:
             self.log.close()
-        if mode in ("record", "replay-or-record"):
-            if self.recorder is None or self.recorder.cassette_dir != cassettes:
+        if s.records:
+            if self.recorder is None or self.recorder.cassette_dir != s.cassettes:
                 self._close_recorder()
-                self.recorder = RecorderProcess(cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"))
+                self.recorder = RecorderProcess(s.cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"))
         else:
             self._close_recorder()
-        self.mode, self.validator, self.upstream, self.replayer = mode, validator, upstream, replayer
-        self.throttle = Throttle(limits) if opts.achievements_throttle else None
+        self.mode, self.validator, self.upstream, self.replayer = s.mode, validator, s.upstream, replayer
+        self.settings = s
+        self.throttle = Throttle(limits) if s.throttle else None
         self.patterns = CallPatterns(limits)
         self.faults, self.log = faults, log
+        if replayer is not None:
+            logger.info(loaded_line(replayer, loaded_in))
+            if s.mode == "replay" and replayer.files == 0:
+                logger.warning(f"xblreplay: no cassette files in {s.cassettes}: replay has nothing to answer from")
+
+    @staticmethod
+    def _lazy(opts) -> None:
         # Never open a connection before a request needs one: replay must not touch the network,
         # and forwarded traffic goes to achievements_upstream, not to the host the client named.
+        # Set when the options are declared, whatever our configuration turns out to be.
         if "connection_strategy" in opts and opts.connection_strategy != "lazy":
             opts.connection_strategy = "lazy"
 
     @staticmethod
-    def _load(fn, *args):
+    def _load(option: str, fn, *args):
         try:
             return fn(*args)
         except Exception as e:
-            raise ConfigError(str(e)) from None
-
-    @staticmethod
-    def _parse_upstream(value: str | None) -> tuple[str, str, int, str] | None:
-        if not value:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"achievements_upstream must be an http(s) base URL, got {value!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
+            raise ConfigError(f"{option}: {e}") from None
 
     def _close_recorder(self) -> None:
         if self.recorder is not None:
@@ -245,13 +243,19 @@ class Achievements:
 
     def running(self) -> None:
         self.running_ = True
+        # mitmproxy ignores a `--set` of an option nobody declares; say so, with the nearest name.
+        for name in sorted(set(ctx.options.deferred) - set(self.option_errors)):
+            logger.warning(f"xblreplay: {xopts.unknown_option(name, ctx.options.keys())} (ignored)")
 
     # ------------------------------------------------------------------- hooks
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.request.pretty_host != HOST or self.validator is None:
+        if flow.request.pretty_host != HOST:
             return
-        if self.broken:
-            flow.response = http.Response.make(502, f"xblreplay misconfigured: {self.broken}".encode())
+        if self.broken or self.validator is None:
+            # No configuration in force: fail closed, whatever the mode was meant to be.
+            reason = f"xblreplay misconfigured: {self.broken or 'no configuration loaded'}"
+            flow.response = http.Response.make(502, json.dumps({"errorCode": 502, "errorMessage": reason}).encode(),
+                                               {"Content-Type": "application/json", "X-Xblreplay-Reason": reason})
             return
         try:
             await self._request(flow)
@@ -269,7 +273,7 @@ class Achievements:
         url = req.pretty_url
         check = self.validator.check_request(req.method, url, headers, req.raw_content or None)
         state = FlowState(check=check, url=url, headers=headers, started=time.monotonic())
-        flow.metadata["xblreplay"] = state
+        self._flows[flow] = state
 
         if self.throttle is not None:
             throttled = self.throttle.check(*caller_key(check))
@@ -292,7 +296,7 @@ class Achievements:
             state.fault = decision.kind  # truncate / empty: applied to the response
 
         if self.mode == "validate":
-            if not check.ok and ctx.options.achievements_strict:
+            if not check.ok and self.settings.strict:
                 return self._answer(flow, state, error_answer(check))
             return self._forward(flow)
         if self.mode == "record":
@@ -307,9 +311,23 @@ class Achievements:
         if self.upstream is not None:
             scheme, host, port, prefix = self.upstream
             req = flow.request
+            state = self._flows.get(flow)
+            if state is not None:
+                state.asked = (req.scheme, req.host, req.port, req.path, req.host_header)
             req.scheme, req.host, req.port = scheme, host, port
             if prefix:
                 req.path = prefix + req.path
+            flow.metadata["xblreplay_upstream"] = f"{scheme}://{host}:{port}{prefix}"
+
+    @staticmethod
+    def _restore(flow: http.HTTPFlow, state: FlowState) -> None:
+        """Once answered, a flow sent to achievements_upstream shows the request the client made:
+        that is what mitmproxy displays and saves (-w), and what `xblreplay import` records."""
+        if state.asked is not None:
+            req = flow.request
+            req.scheme, req.host, req.port, req.path = state.asked[:4]
+            req.host_header = state.asked[4]
+            state.asked = None
 
     def _answer(self, flow: http.HTTPFlow, state: FlowState, answer: Answer) -> None:
         state.source = answer.source
@@ -318,14 +336,16 @@ class Achievements:
         flow.response = make_response(answer, warnings)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        state: FlowState | None = flow.metadata.get("xblreplay")
+        state: FlowState | None = self._flows.pop(flow, None)  # the flow is done
+        if state is not None:
+            self._restore(flow, state)
         if state is None or flow.response is None:
             return
         resp = flow.response
         violations = list(state.check.violations)
         if state.answer is not None:
             violations += [v for v in state.answer.violations if v not in violations]
-        check_responses = ctx.options.achievements_check_responses
+        check_responses = self.settings.check_responses
         if resp.status_code == 200 and check_responses and state.check.endpoint in (EP_LIST, EP_DETAIL):
             body = self._json_body(state, resp)
             violations += self.validator.check_response(state.check, resp.status_code, resp.headers, body)
@@ -365,7 +385,9 @@ class Achievements:
             })
 
     def error(self, flow: http.HTTPFlow) -> None:
-        state: FlowState | None = flow.metadata.get("xblreplay")
+        state: FlowState | None = self._flows.pop(flow, None)
+        if state is not None:
+            self._restore(flow, state)
         if state is not None and state.fault != "reset":
             self._log(flow, state, None)
 
@@ -401,8 +423,11 @@ class Achievements:
     # ---------------------------------------------------------------- commands
     @command.command("achievements.reload")
     def reload(self) -> None:
-        """Reload cassettes and rules."""
-        self.configure(set(OUR_OPTIONS))
+        """Reload cassettes and rules (refused, keeping what is in force, when they are broken)."""
+        try:
+            self._apply(force=True)
+        except exceptions.OptionsError as e:
+            raise exceptions.CommandError(str(e)) from None
 
     @command.command("achievements.summary")
     def summary(self) -> str:

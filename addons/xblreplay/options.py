@@ -1,0 +1,258 @@
+"""The proxy's options: one table (name, type, default, help, choices) and the policy for their
+values.
+
+The addon declares its mitmproxy options from :data:`OPTIONS`; ``xblreplay run --help`` prints
+them from here too. Every value is checked here before any of it is used, so that a bad value
+is one line naming the option, never a configuration that silently falls back to defaults.
+This module does not import mitmproxy.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+from urllib.parse import urlsplit
+
+from . import DEFAULT_RULES_DIR
+
+MODES = ("validate", "record", "replay", "replay-or-record")
+# Modes in which a request for the host may be forwarded (validate: always; the others when
+# they record). Replay never forwards.
+FORWARDING_MODES = frozenset({"validate", "record", "replay-or-record"})
+
+
+class ConfigError(Exception):
+    """A bad option value or a configuration that cannot be built, reported as one line."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: Any  # str, bool, Optional[str] or Optional[int]: the typespec mitmproxy is given
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def kind(self) -> str:
+        """'str', 'bool', 'int' (for the parser and for help texts)."""
+        if self.type is bool:
+            return "bool"
+        if self.type in (int, Optional[int]):
+            return "int"
+        return "str"
+
+    @property
+    def optional(self) -> bool:
+        return self.type in (Optional[str], Optional[int])
+
+    def shown_default(self) -> str:
+        if self.default is None:
+            return "unset"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return str(self.default)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("achievements_mode", str, "replay",
+           "validate: forward, judge, log. record: forward and record into cassettes. "
+           "replay: answer offline from cassettes, never connect. replay-or-record: answer "
+           "from cassettes when coverage allows, else forward and record.",
+           choices=MODES),
+    Option("achievements_cassettes", str, "cassettes", "Cassette directory."),
+    Option("achievements_upstream", Optional[str], None,
+           "Base URL that traffic for achievements.xboxlive.com is forwarded to instead of "
+           "the real service (staging, tests), e.g. http://127.0.0.1:8080."),
+    Option("achievements_log", Optional[str], None,
+           "Path of the JSON Lines validation log. Unset: mitmproxy's event log only."),
+    Option("achievements_strict", bool, False,
+           "In validate mode, answer invalid requests with the R8 status instead of forwarding."),
+    Option("achievements_rules", str, str(DEFAULT_RULES_DIR), "The rules/ directory."),
+    Option("achievements_now", Optional[str], None,
+           "The proxy clock for EndingSoon, as an ISO time (e.g. 2026-11-27T12:00:00Z). Unset: now."),
+    Option("achievements_strict_coverage", bool, False,
+           "R2: answer 404 instead of a partial answer when a query needs unrecorded titles."),
+    Option("achievements_throttle", bool, False,
+           "R10: emulate the service's rate limits (429 with Retry-After)."),
+    Option("achievements_faults", Optional[str], None,
+           "Fault and latency profile: a name in rules/faults/ (flaky, outage, slow, mobile) or a path."),
+    Option("achievements_seed", Optional[int], None,
+           "Seed for the fault profile's randomness (default: the profile's seed)."),
+    Option("achievements_check_responses", bool, True,
+           "R7: check every 200 achievements body (recorded or synthesised) against the schema."),
+)
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+NAMES: frozenset[str] = frozenset(BY_NAME)
+PREFIX = "achievements_"
+
+
+# ---------------------------------------------------------------------------------------------
+# Values as given: `--set name=value` text, or a typed value from mitmproxy's config.yaml
+
+
+def parse_text(name: str, texts: list[str]) -> Any:
+    """The value of ``--set name=value`` (``texts``: every value given for the name; none for a
+    bare ``--set name``), with mitmproxy's own rules for its option types, or ConfigError."""
+    opt = BY_NAME[name]
+    if len(texts) > 1:
+        raise ConfigError(f"{name} is set {len(texts)} times ({', '.join(map(repr, texts))}); give it once")
+    text = texts[0] if texts else None
+    if opt.kind == "bool":
+        if not text or text == "true":  # a bare --set name means true, as in mitmproxy
+            return True
+        if text == "false":
+            return False
+        if text == "toggle":
+            return not opt.default
+        raise ConfigError(f"{name}={text!r} is not a boolean: use true or false")
+    if opt.kind == "int":
+        if not text:
+            if opt.optional:
+                return None
+            raise ConfigError(f"{name} needs an integer value")
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{name}={text!r} is not an integer") from None
+    if text is None and not opt.optional:
+        raise ConfigError(f"{name} needs a value ({name}=...)")
+    return text
+
+
+def check_type(name: str, value: Any) -> Any:
+    """A typed value (mitmproxy's config.yaml, mitmweb's options editor) of the option's type."""
+    opt = BY_NAME[name]
+    if value is None and opt.optional:
+        return None
+    wanted = {"bool": bool, "int": int, "str": str}[opt.kind]
+    if isinstance(value, wanted) and not (wanted is int and isinstance(value, bool)):
+        return value
+    kind = {"bool": "true or false", "int": "an integer", "str": "a string"}[opt.kind]
+    raise ConfigError(f"{name}={value!r} is not {kind}")
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The known option name nearest to a misspelt one (difflib), or None."""
+    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def looks_like_ours(name: str) -> bool:
+    """Whether an unknown option name is most likely one of ours misspelt."""
+    return name.lower().startswith("achievement") or bool(difflib.get_close_matches(name, NAMES, n=1, cutoff=0.8))
+
+
+def unknown_option(name: str, known: Iterable[str] = ()) -> str:
+    """The one line for an unknown option name."""
+    near = closest(name, NAMES) or closest(name, known)
+    hint = f"; did you mean {near}?" if near else ""
+    return f"unknown option {name}{hint}"
+
+
+def take_startup_values(
+    pending: Mapping[str, Any], is_text: Any, known: Iterable[str] = ()
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Sort start-up option values that mitmproxy has not applied yet (``pending``: name -> the
+    texts of ``--set`` when ``is_text(value)`` gives them, else a typed value).
+
+    Returns (checked values of ours, errors by name); an unknown name that looks like ours is an
+    error too (``known``: every option mitmproxy has, for the suggestion). Other names are not
+    ours and are left alone."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, raw in pending.items():
+        if name not in NAMES:
+            if looks_like_ours(name):
+                errors[name] = unknown_option(name, known)
+            continue
+        try:
+            texts = is_text(raw)
+            values[name] = parse_text(name, texts) if texts is not None else check_type(name, raw)
+        except ConfigError as e:
+            errors[name] = str(e)
+    return values, errors
+
+
+# ---------------------------------------------------------------------------------------------
+# The checked settings a configuration is built from
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    cassettes: Path
+    upstream: tuple[str, str, int, str] | None  # scheme, host, port, path prefix
+    log: str | None
+    strict: bool
+    rules: Path
+    now: datetime | None
+    strict_coverage: bool
+    throttle: bool
+    faults: str | None
+    seed: int | None
+    check_responses: bool
+
+    @property
+    def records(self) -> bool:
+        return self.mode in ("record", "replay-or-record")
+
+    @property
+    def replays(self) -> bool:
+        return self.mode in ("replay", "replay-or-record")
+
+
+def parse_upstream(value: str | None) -> tuple[str, str, int, str] | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.query or parts.fragment:
+        raise ConfigError(f"achievements_upstream must be an http(s) base URL, got {value!r}")
+    port = port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
+
+
+def settings(values: Mapping[str, Any]) -> Settings:
+    """Check the values of every option (``values``: name -> value, typed) for what can be known
+    without reading files; ConfigError names the option."""
+    from .replay import parse_now  # the one parser of achievements_now, shared with `xblreplay query`
+
+    for name in NAMES:
+        check_type(name, values[name])
+    mode = values["achievements_mode"]
+    if mode not in MODES:
+        raise ConfigError(f"achievements_mode={mode!r} is not a mode; choose one of {', '.join(MODES)}")
+    for name in ("achievements_cassettes", "achievements_rules"):
+        if not values[name]:
+            raise ConfigError(f"{name} must not be empty")
+    upstream = parse_upstream(values["achievements_upstream"])
+    try:
+        now = parse_now(values["achievements_now"])
+    except ValueError:
+        raise ConfigError(f"achievements_now={values['achievements_now']!r} is not an ISO time "
+                          "(e.g. 2026-11-27T12:00:00Z)") from None
+    return Settings(
+        mode=mode, cassettes=Path(values["achievements_cassettes"]), upstream=upstream,
+        log=values["achievements_log"] or None, strict=values["achievements_strict"],
+        rules=Path(values["achievements_rules"]), now=now,
+        strict_coverage=values["achievements_strict_coverage"], throttle=values["achievements_throttle"],
+        faults=values["achievements_faults"] or None, seed=values["achievements_seed"],
+        check_responses=values["achievements_check_responses"],
+    )
+
+
+def help_text() -> str:
+    """The options as ``xblreplay run --help`` lists them."""
+    lines = []
+    for o in OPTIONS:
+        kind = "|".join(o.choices) if o.choices else {"bool": "true|false", "int": "INT", "str": "TEXT"}[o.kind]
+        lines.append(f"  --set {o.name}={kind}")
+        lines.append(f"      {o.help} (default: {o.shown_default()})")
+    return "\n".join(lines)
