@@ -130,7 +130,7 @@ def test_help_lists_every_option_with_its_default():
     text = xopts.help_text()
     for o in xopts.OPTIONS:
         assert f"--set {o.name}=" in text
-    assert "(default: replay)" in text and "(default: unset)" in text and "(default: true)" in text
+    assert "Default: replay." in text and "Default: unset." in text and "Default: true." in text
 
 
 # ------------------------------------------------------------------- mitmproxy's own behaviour
@@ -289,3 +289,21 @@ async def test_a_forwarded_flow_shows_the_clients_request_once_answered():
         assert f.request.host == "achievements.xboxlive.com" and f.request.port == 443
         assert f.metadata["xblreplay_upstream"] == "http://127.0.0.1:9/stage"
         assert not addon._flows
+
+
+def test_xblreplay_run_help_lists_our_options_then_hands_the_rest_to_mitmdump():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "xblreplay.cli", "run", "--help"], capture_output=True,
+                          text=True, timeout=60, cwd=REPO / "addons", stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    last = 0
+    for o in xopts.OPTIONS:
+        at = text.index(f"--set {o.name}=", last)  # in table order
+        end = text.find("\n  --set", at + 1)
+        entry = text[at:end if end != -1 else None]
+        assert f"Default: {o.shown_default()}." in " ".join(entry.split()), entry
+        last = at
+    assert "goes to mitmdump" in text[last:]

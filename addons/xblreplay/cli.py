@@ -114,7 +114,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_USAGE = """usage: xblreplay run [--set achievements_NAME=VALUE]... [mitmdump arguments]...
+
+Start the proxy: mitmdump with the xblreplay addon and the arguments given.
+
+xblreplay options:
+{options}
+
+A bad value, or a misspelt achievements_ option name, stops the proxy at start with one line.
+Every other argument goes to mitmdump as it is (mitmdump --help lists them), for example
+--listen-port 8080, --set confdir=DIR, -w FLOWFILE."""
+
+
+def run_help() -> str:
+    from .options import help_text  # the option table, shared with the addon
+
+    return RUN_USAGE.format(options=help_text())
+
+
 def cmd_run(extra: list[str]) -> int:
+    if "-h" in extra or "--help" in extra:
+        print(run_help())
+        return 0
     mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
     argv = [mitmdump, "-s", str(ENTRY_SCRIPT), *extra]
     os.execv(argv[0], argv)

@@ -10,6 +10,7 @@ This module does not import mitmproxy.
 from __future__ import annotations
 
 import difflib
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,13 @@ class Option:
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
+    metavar: str = ""  # what the value is, for help texts
+
+    @property
+    def shown_value(self) -> str:
+        if self.choices:
+            return "|".join(self.choices)
+        return self.metavar or {"bool": "true|false", "int": "INT", "str": "TEXT"}[self.kind]
 
     @property
     def kind(self) -> str:
@@ -63,25 +71,27 @@ OPTIONS: tuple[Option, ...] = (
            "replay: answer offline from cassettes, never connect. replay-or-record: answer "
            "from cassettes when coverage allows, else forward and record.",
            choices=MODES),
-    Option("achievements_cassettes", str, "cassettes", "Cassette directory."),
+    Option("achievements_cassettes", str, "cassettes", "Cassette directory.", metavar="DIR"),
     Option("achievements_upstream", Optional[str], None,
            "Base URL that traffic for achievements.xboxlive.com is forwarded to instead of "
-           "the real service (staging, tests), e.g. http://127.0.0.1:8080."),
+           "the real service (staging, tests), e.g. http://127.0.0.1:8080.", metavar="URL"),
     Option("achievements_log", Optional[str], None,
-           "Path of the JSON Lines validation log. Unset: mitmproxy's event log only."),
+           "Path of the JSON Lines validation log. Unset: mitmproxy's event log only.", metavar="PATH"),
     Option("achievements_strict", bool, False,
            "In validate mode, answer invalid requests with the R8 status instead of forwarding."),
-    Option("achievements_rules", str, str(DEFAULT_RULES_DIR), "The rules/ directory."),
+    Option("achievements_rules", str, str(DEFAULT_RULES_DIR), "The rules/ directory.", metavar="DIR"),
     Option("achievements_now", Optional[str], None,
-           "The proxy clock for EndingSoon, as an ISO time (e.g. 2026-11-27T12:00:00Z). Unset: now."),
+           "The proxy clock for EndingSoon, as an ISO time (e.g. 2026-11-27T12:00:00Z). Unset: now.",
+           metavar="TIME"),
     Option("achievements_strict_coverage", bool, False,
            "R2: answer 404 instead of a partial answer when a query needs unrecorded titles."),
     Option("achievements_throttle", bool, False,
            "R10: emulate the service's rate limits (429 with Retry-After)."),
     Option("achievements_faults", Optional[str], None,
-           "Fault and latency profile: a name in rules/faults/ (flaky, outage, slow, mobile) or a path."),
+           "Fault and latency profile: a name in rules/faults/ (flaky, outage, slow, mobile) or a path.",
+           metavar="NAME|PATH"),
     Option("achievements_seed", Optional[int], None,
-           "Seed for the fault profile's randomness (default: the profile's seed)."),
+           "Seed for the fault profile's randomness. Unset: the profile's own seed."),
     Option("achievements_check_responses", bool, True,
            "R7: check every 200 achievements body (recorded or synthesised) against the schema."),
 )
@@ -248,11 +258,12 @@ def settings(values: Mapping[str, Any]) -> Settings:
     )
 
 
-def help_text() -> str:
+def help_text(width: int = 92) -> str:
     """The options as ``xblreplay run --help`` lists them."""
     lines = []
     for o in OPTIONS:
-        kind = "|".join(o.choices) if o.choices else {"bool": "true|false", "int": "INT", "str": "TEXT"}[o.kind]
-        lines.append(f"  --set {o.name}={kind}")
-        lines.append(f"      {o.help} (default: {o.shown_default()})")
+        lines.append(f"  --set {o.name}={o.shown_value}")
+        lines.append(textwrap.fill(f"{o.help} Default: {o.shown_default()}.", width=width,
+                                   initial_indent=" " * 6, subsequent_indent=" " * 6,
+                                   break_long_words=False, break_on_hyphens=False))
     return "\n".join(lines)
