@@ -4,5 +4,17 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# rules/ lives at the top of the checkout, beside addons/.
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+_HERE = Path(__file__).resolve().parent
+
+
+def rules_dir() -> Path:
+    """The rules directory the package was shipped with: ``xblreplay/rules`` inside an installed
+    package (a wheel carries it as package data), else ``rules/`` at the top of the checkout
+    beside ``addons/`` (a source tree or an editable install)."""
+    for candidate in (_HERE / "rules", _HERE.parents[1] / "rules"):
+        if (candidate / "achievements.openapi.yaml").is_file():
+            return candidate
+    return _HERE / "rules"
+
+
+DEFAULT_RULES_DIR = rules_dir()

@@ -20,7 +20,7 @@ from .cassette import CassetteError, lint
 from .replay import Replayer, parse_now
 from .validator import Validator
 
-ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "achievements.py"
+ENTRY_SCRIPT = Path(__file__).resolve().with_name("mitm_entry.py")  # inside the package: works installed
 # `xblreplay query` has no token to send; this placeholder passes the R8 Authorization check.
 CLI_AUTH = "XBL3.0 x=xblreplay-cli;offline"
 DIAGNOSTIC_PREFIX = "x-xblreplay-"
