@@ -1,16 +1,21 @@
 """End-to-end: mitmproxy's own flow files work with the addon loaded. In every mode a real
 mitmdump with `-w FILE` writes a flow file that `mitmdump -nr FILE` reads back and that
-`xblreplay import` turns into cassettes holding the recorded 200s."""
+`xblreplay import` turns into cassettes holding the recorded 200s; mitmweb saves its flows."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
+from mitmproxy import io as mio
 
 import refservice
-from proxyharness import MITMDUMP, REPO, XUID, Mitmdump, Upstream
+from proxyharness import MITMDUMP, REPO, XUID, Mitmdump, Upstream, free_port
 from xblreplay.cassette import load_dir
 
 pytestmark = pytest.mark.e2e
@@ -90,3 +95,44 @@ def test_w_flow_file_reads_back_and_imports_in_every_mode(tmp_path, mode):
     assert by_url[f"titleId={title}&maxItems=5"]["body"] == first.json()
     assert by_url[f"titleId={title}&maxItems=5&continuationToken=5"]["body"] == second.json()
     assert by_url[f"titleId={title}&maxItems=abc"]["status"] == bad.status
+
+
+
+class Mitmweb(Mitmdump):
+    """The harness's proxy run by mitmweb, its web API on `web_port`."""
+
+    def __init__(self, workdir, **options) -> None:
+        super().__init__(workdir, **options)
+        self.web_port = free_port()
+
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        return [str(MITMDUMP.with_name("mitmweb")), "--no-web-open-browser", "--web-host", "127.0.0.1",
+                "--web-port", str(self.web_port), *argv[1:]]
+
+    def web_get(self, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=timeout) as resp:
+                    return resp.status, resp.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read()
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+def test_mitmweb_saves_flows_with_the_addon_loaded(tmp_path):
+    """mitmweb's "save" (GET /flows/dump) serialises every flow it holds."""
+    items = refservice.make_dataset(5, {FORWARDED_TITLE: 12})
+    with Upstream(service(items)) as up:
+        with Mitmweb(tmp_path, achievements_mode="validate", achievements_upstream=up.url) as proxy:
+            reply = proxy.request(f"{BASE}?titleId={FORWARDED_TITLE}&maxItems=5")
+            status, dump = proxy.web_get("/flows/dump")
+    assert reply.status == 200
+    assert status == 200, dump[:500]
+    (flow,) = mio.FlowReader(io.BytesIO(dump)).stream()
+    assert flow.request.pretty_url == f"https://achievements.xboxlive.com{BASE}?titleId={FORWARDED_TITLE}&maxItems=5"
+    assert flow.response.status_code == 200 and flow.metadata["xblreplay_upstream"] == up.url
