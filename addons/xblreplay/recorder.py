@@ -109,6 +109,15 @@ def build_interaction(
     return interaction, secrets, line, recorded.removals
 
 
+def body_removals(url: str, request_headers: Mapping[str, str], response_headers: Mapping[str, str],
+                  body: bytes, content_type: str | None) -> list[redact.Removal]:
+    """What recording this exchange removes from its body (the proxy reports it as the exchange
+    is answered; the writer, in its own process, removes exactly this). Costs a few substring
+    searches when there is nothing to remove."""
+    secrets = redact.request_secrets(url, request_headers, response_headers)
+    return redact.removals_in(body, content_type, redact.secret_pattern(secrets))
+
+
 def _merge(new: dict[tuple, dict], bindings: set[tuple[str, int]]) -> Callable[[dict | None], dict]:
     def merge(old: dict | None) -> dict:
         doc = dict(old) if old else {"xblreplay": cassette.VERSION}
