@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import json
 from typing import Optional
 
 import pytest
@@ -307,3 +308,51 @@ def test_xblreplay_run_help_lists_our_options_then_hands_the_rest_to_mitmdump():
         assert f"Default: {o.shown_default()}." in " ".join(entry.split()), entry
         last = at
     assert "goes to mitmdump" in text[last:]
+
+
+def test_connection_strategy_is_held_lazy_at_run_time():
+    addon = Achievements()
+    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+        tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
+        addon.running()
+        tctx.options.set("connection_strategy=eager")
+        assert tctx.options.connection_strategy == "lazy"
+
+
+def test_a_startup_error_goes_only_when_its_option_is_set_again():
+    addon = Achievements()
+    opts = startup_options("achievements_seed=abc")
+    with taddons.context(addon, options=opts) as tctx:
+        tctx.configure(addon, achievements_cassettes=str(EXAMPLE))
+        assert addon.validator is None and "achievements_seed" in addon.broken
+        addon.running()
+        with pytest.raises(exceptions.OptionsError, match="achievements_seed"):
+            tctx.options.set("achievements_strict_coverage=true")  # another option: still no configuration
+        assert addon.validator is None and "achievements_seed" in addon.broken
+        with pytest.raises(exceptions.OptionsError):  # the seed, with something else bad: refused
+            tctx.options.update(achievements_seed=3, achievements_mode="sideways")
+        assert addon.validator is None and "achievements_seed" in addon.broken
+        tctx.options.set("achievements_seed=3")
+        assert addon.broken is None and addon.faults is None and addon.validator is not None
+
+
+def test_an_internal_error_is_logged_as_the_proxys_answer_not_the_services(tmp_path):
+    async def run():
+        addon = Achievements()
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, achievements_cassettes=str(EXAMPLE), achievements_log=str(tmp_path / "log.jsonl"))
+
+            def broken(*args, **kwargs):
+                raise KeyError("boom")
+
+            addon.replayer.answer = broken
+            f = achievements_flow()
+            await addon.request(f)
+            assert f.response.status_code == 500
+            addon.response(f)
+            addon.log.close()
+
+    asyncio.run(run())
+    entries = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    (entry,) = [e for e in entries if "summary" not in e]
+    assert entry["source"] == "error" and entry["status"] == 500

@@ -141,20 +141,22 @@ class Achievements:
         opts.deferred.update(values)
 
     def configure(self, updated: set[str]) -> None:
-        if "connection_strategy" in updated:
-            self._lazy(ctx.options)
+        if "connection_strategy" in updated and self._lazy(ctx.options):
+            logger.warning("xblreplay: connection_strategy stays lazy: an eager one dials the host "
+                           "before the addon has answered")
         if updated & OUR_OPTIONS:
-            if self.values is not None:  # set again after start-up: a start-up error is gone
-                self.option_errors = {k: v for k, v in self.option_errors.items() if k not in updated}
             self._apply()
 
     def _apply(self, force: bool = False) -> None:
         values = {name: getattr(ctx.options, name) for name in OUR_OPTIONS}
         if values == self.values and not force:
             return  # nothing of ours changed (e.g. mitmproxy restoring values after a refusal)
+        errors = self.option_errors
+        if self.values is not None:  # an option given a new value has lost its bad start-up one
+            errors = {k: v for k, v in errors.items() if k not in values or values[k] == self.values[k]}
         try:
-            if self.option_errors:
-                raise ConfigError("; ".join(self.option_errors.values()))
+            if errors:
+                raise ConfigError("; ".join(errors.values()))
             self._configure(xopts.settings(values))
         except ConfigError as e:
             reason = _one_line(str(e))
@@ -162,11 +164,11 @@ class Achievements:
                 # Refused: mitmproxy puts the previous values back, and what was in force stays
                 # (a configuration, or the 502 of none).
                 raise exceptions.OptionsError(f"xblreplay: {reason}") from None
-            self.values, self.broken = values, reason
+            self.values, self.option_errors, self.broken = values, errors, reason
             # At start-up: one clear line; mitmdump exits on an error logged during start-up.
             logger.error(f"xblreplay: {reason}")
             return
-        self.values, self.broken = values, None
+        self.values, self.option_errors, self.broken = values, errors, None
 
     def _configure(self, s: Settings) -> None:
         """Build the whole new configuration first; swap it in only when all of it is valid."""
@@ -222,12 +224,15 @@ class Achievements:
                 logger.warning(f"xblreplay: no cassette files in {s.cassettes}: replay has nothing to answer from")
 
     @staticmethod
-    def _lazy(opts) -> None:
-        # Never open a connection before a request needs one: replay must not touch the network,
-        # and forwarded traffic goes to achievements_upstream, not to the host the client named.
-        # Set when the options are declared, whatever our configuration turns out to be.
+    def _lazy(opts) -> bool:
+        """Never open a connection before a request needs one: replay must not touch the network,
+        and forwarded traffic goes to achievements_upstream, not to the host the client named.
+        Set when the options are declared, whatever our configuration turns out to be; True
+        when it was something else."""
         if "connection_strategy" in opts and opts.connection_strategy != "lazy":
             opts.connection_strategy = "lazy"
+            return True
+        return False
 
     @staticmethod
     def _load(option: str, fn, *args):
@@ -264,6 +269,9 @@ class Achievements:
             # offline); the client gets a 500 that says so, the log gets the traceback.
             logger.exception("xblreplay: internal error answering %s", redact_url(flow.request.pretty_url))
             reason = f"xblreplay internal error: {type(exc).__name__}"
+            state = self._flows.get(flow)
+            if state is not None:  # logged as the proxy's own answer, never recorded as the service's
+                state.source, state.answer = "error", None
             flow.response = http.Response.make(500, json.dumps({"errorCode": 500, "errorMessage": reason}).encode(),
                                                {"Content-Type": "application/json", "X-Xblreplay-Reason": reason})
 
