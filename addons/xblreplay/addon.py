@@ -26,8 +26,8 @@ from .faults import FaultInjector, fault_answer, load_profile, truncate_body
 from .model import EP_DETAIL, EP_LIST, HOST, Answer, RequestCheck, Violation, violations_header
 from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
 from .patterns import CallPatterns
-from .recorder import RecorderProcess
-from .redact import redact_request_headers, redact_url
+from .recorder import RecorderProcess, body_removals, build_interaction
+from .redact import Removal, redact_url
 from .replay import Replayer
 from .throttle import Throttle, load_limits
 from .validator import Validator, error_answer
@@ -70,6 +70,7 @@ class FlowState:
     violations: list[Violation] = field(default_factory=list)
     parsed: tuple | None = None  # (JSON body,) once parsed
     asked: tuple | None = None  # scheme, host, port, path, Host of a request sent to achievements_upstream
+    redactions: list[Removal] = field(default_factory=list)  # removed from the recorded body
 
 
 def caller_key(check: RequestCheck) -> tuple[int, str]:
@@ -210,7 +211,8 @@ class Achievements:
         if s.records:
             if self.recorder is None or self.recorder.cassette_dir != s.cassettes:
                 self._close_recorder()
-                self.recorder = RecorderProcess(s.cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"))
+                self.recorder = RecorderProcess(s.cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"),
+                                                rules_dir=s.rules)
         else:
             self._close_recorder()
         self.mode, self.validator, self.upstream, self.replayer = s.mode, validator, s.upstream, replayer
@@ -380,17 +382,19 @@ class Achievements:
     def _record(self, flow: http.HTTPFlow, state: FlowState) -> None:
         req, resp = flow.request, flow.response
         latency_ms = (resp.timestamp_end or time.time()) * 1000 - req.timestamp_start * 1000
-        self.recorder.record(
-            req.method, state.url, state.headers, resp.status_code,
-            {k.lower(): v for k, v in resp.headers.items()}, resp.get_content() or b"",
-            resp.headers.get("content-type", ""), latency_ms,
-        )
+        exchange = (req.method, state.url, state.headers, resp.status_code,
+                    {k.lower(): v for k, v in resp.headers.items()}, resp.get_content() or b"",
+                    resp.headers.get("content-type", ""), latency_ms)
+        self.recorder.record(*exchange)
         if self.mode == "replay-or-record" and self.replayer is not None and resp.status_code == 200:
-            self.replayer.add_interaction({
-                "request": {"method": req.method, "url": state.url,
-                            "headers": redact_request_headers(state.headers)},
-                "response": {"status": 200, "body": self._json_body(state, resp)},
-            })
+            # Replay goes on with exactly what the cassette now holds.
+            interaction, _secrets, _line, state.redactions = build_interaction(*exchange, None)
+            self.replayer.add_interaction(interaction)
+        else:
+            state.redactions = body_removals(*exchange[1:3], *exchange[4:7])
+        for removal in state.redactions:
+            logger.warning("xblreplay: removed from the recorded body of %s at %s: %s",
+                           redact_url(state.url), removal.path or "(text body)", removal.what)
 
     def error(self, flow: http.HTTPFlow) -> None:
         state: FlowState | None = self._flows.pop(flow, None)
@@ -415,6 +419,7 @@ class Achievements:
             method=flow.request.method, url=redact_url(state.url), mode=self.mode,
             endpoint=state.check.endpoint, status=status, source=source, latency_ms=latency_ms,
             violations=violations, reason=state.answer.reason if state.answer else "",
+            redactions=state.redactions,
         )
         if violations:
             level = logging.WARNING if any(v.severity == "error" for v in violations) else logging.INFO
