@@ -38,6 +38,10 @@ class Reply:
     status: int
     headers: dict[str, str]
     body: bytes
+    header_list: list[tuple[str, str]] = field(default_factory=list)  # as sent, repeats kept
+
+    def count(self, name: str) -> int:
+        return sum(1 for k, _ in self.header_list if k == name.lower())
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -123,7 +127,8 @@ class Mitmdump:
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
-            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(),
+                         [(k.lower(), v) for k, v in resp.getheaders()])
         finally:
             conn.close()
 

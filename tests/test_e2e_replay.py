@@ -89,6 +89,7 @@ def test_r6_r8_replay_answers_locale_contract_and_errors(tmp_path):
     assert odd.json()["pagingInfo"] == {"continuationToken": None, "totalRecords": 0}
     assert "x-xblreplay-warning" in odd.headers
     assert bad.status == 400
+    assert bad.count("content-type") == 1 and fr.count("content-type") == 1 and other_user.count("content-type") == 1
     assert json.loads(bad.headers["x-xblreplay-violations"])[0]["name"] == "maxItems"
     # The AUTH userhash is bound to XUID in the example cassette: another xuid is refused.
     assert other_user.status == 403

@@ -84,9 +84,9 @@ def caller_key(check: RequestCheck) -> tuple[int, str]:
 
 def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
     headers: list[tuple[str, str]] = list(answer.headers)
-    if answer.body is not None and not isinstance(answer.body, (bytes, bytearray)):
-        headers.append(("Content-Type", "application/json; charset=utf-8"))
     names = {k.lower() for k, _ in headers}
+    if answer.body is not None and not isinstance(answer.body, (bytes, bytearray)) and "content-type" not in names:
+        headers.append(("Content-Type", "application/json; charset=utf-8"))
     warnings = [v for v in answer.violations + extra if v.severity == "warning"]
     if warnings and "x-xblreplay-warning" not in names:
         headers.append(("X-Xblreplay-Warning", violations_header(warnings)))
