@@ -82,3 +82,16 @@ def test_r1_pages_merge_in_paging_order_whatever_the_file_order(tmp_path):
     check, answer = rp.handle("GET", url, AUTH)
     assert answer.status == 200
     assert [a["id"] for a in answer.body["achievements"]] == [str(i) for i in ids]
+
+
+def test_an_engine_refusal_of_a_hand_written_dataset_names_file_and_line(tmp_path):
+    """Whatever the schema check lets through and the engine still refuses stops the load with
+    FILE:LINE (the dataset's own line), never a bare ValueError."""
+    path = tmp_path / "hand.yaml"
+    path.write_text("xblreplay: 1\n# a comment\ndatasets:\n  - xuid: 1\n    titles:\n      - {id: 5, achievements: [just text]}\n")
+    import yaml
+    rp = Replayer(Validator.from_rules(DEFAULT_RULES_DIR), DatasetStore())
+    with pytest.raises(cassette.CassetteError) as info:
+        rp.add_document(yaml.safe_load(path.read_text()), source=str(path))
+    assert (info.value.file, info.value.line) == (str(path), 4)
+    assert info.value.reason.startswith("datasets/0: title 5: an achievement must be a mapping")

@@ -386,6 +386,15 @@ def _line_of(data: bytes, path: list) -> int:
     return _lines_of(data, [path])[0]
 
 
+def line_in_file(path: str | os.PathLike, where: list) -> int:
+    """1-based line of the node at ``where`` in the cassette at ``path`` (0 when unreadable)."""
+    try:
+        data = Path(path).read_bytes()
+        return _line_of(data, where)
+    except (OSError, yaml.YAMLError):
+        return 0
+
+
 def _schema_errors(path: Path, data: bytes, doc: dict) -> list[CassetteError]:
     found: list[tuple[list, str]] = []
     for err in _validators()[1].iter_errors(doc):

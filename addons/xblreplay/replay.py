@@ -98,8 +98,12 @@ class Replayer:
         """Index a cassette; returns its recorded listings for :meth:`merge_listings`."""
         for binding in doc.get("bindings") or ():
             self.store.add_binding(binding["userhash_sha256"], int(binding["xuid"]))
-        for entry in doc.get("datasets") or ():
-            self.store.add_hand_dataset(entry, source=source)
+        for d, entry in enumerate(doc.get("datasets") or ()):
+            try:
+                self.store.add_hand_dataset(entry, source=source)
+            except ValueError as exc:  # what the schema check cannot see: still FILE:LINE
+                raise cassette.CassetteError(source, cassette.line_in_file(source, ["datasets", d]),
+                                             f"datasets/{d}: {exc}") from None
         listings = []
         for interaction in doc.get("interactions") or ():
             listing = self.index_interaction(interaction)
