@@ -27,6 +27,7 @@ so every replayed answer, recorded interactions included, comes from the default
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -367,10 +368,14 @@ async def all_pages(drive: Drive, name: str, call, *args, **kwargs) -> None:
     drive.results.setdefault(name, []).extend(pages)
 
 
-async def drive_pythonxbox(proxy: Mitmdump, service: Service) -> Drive:
-    from pythonxbox.api.client import XboxLiveClient
-    from pythonxbox.authentication import models
-    from pythonxbox.authentication.manager import AuthenticationManager
+async def drive_library(package: str, proxy: Mitmdump, service: Service) -> Drive:
+    """Every achievements method of the library at ``package`` (python-xbox: ``pythonxbox``;
+    xbox-webapi: ``xbox.webapi``), paging followed; the recent-unlocks calls where it has them."""
+    import importlib
+
+    XboxLiveClient = importlib.import_module(f"{package}.api.client").XboxLiveClient
+    models = importlib.import_module(f"{package}.authentication.models")
+    AuthenticationManager = importlib.import_module(f"{package}.authentication.manager").AuthenticationManager
 
     drive = Drive()
     async with http_session(proxy, drive) as session:
@@ -378,55 +383,27 @@ async def drive_pythonxbox(proxy: Mitmdump, service: Service) -> Drive:
         fake_login(auth_mgr, models)
         api = XboxLiveClient(auth_mgr).achievements
         xuid = str(XUID)
+
+        async def each(method: str, *args) -> None:
+            await all_pages(drive, method, getattr(api, method), xuid, *args)
+
         for tid in ONE:
-            await all_pages(drive, "get_achievements_xboxone_gameprogress", api.get_achievements_xboxone_gameprogress,
-                            xuid, tid)
+            await each("get_achievements_xboxone_gameprogress", tid)
         for item in service.v2[::9]:
-            await all_pages(drive, "get_achievements_detail_item", api.get_achievements_detail_item,
-                            xuid, item.wire["serviceConfigId"], item.wire["id"])
-        await all_pages(drive, "get_achievements_xboxone_recent_progress_and_info",
-                        api.get_achievements_xboxone_recent_progress_and_info, xuid)
-        await all_pages(drive, "get_achievements_xboxone_recent_unlocks", api.get_achievements_xboxone_recent_unlocks,
-                        xuid)
+            await each("get_achievements_detail_item", item.wire["serviceConfigId"], item.wire["id"])
+        await each("get_achievements_xboxone_recent_progress_and_info")
         for tid in X360:
-            await all_pages(drive, "get_achievements_xbox360_all", api.get_achievements_xbox360_all, xuid, tid)
-            await all_pages(drive, "get_achievements_xbox360_earned", api.get_achievements_xbox360_earned, xuid, tid)
-        await all_pages(drive, "get_achievements_xbox360_recent_progress_and_info",
-                        api.get_achievements_xbox360_recent_progress_and_info, xuid)
-        await all_pages(drive, "get_achievements_xbox360_recent_unlocks", api.get_achievements_xbox360_recent_unlocks,
-                        xuid)
+            await each("get_achievements_xbox360_all", tid)
+            await each("get_achievements_xbox360_earned", tid)
+        await each("get_achievements_xbox360_recent_progress_and_info")
+        for method in ("get_achievements_xboxone_recent_unlocks", "get_achievements_xbox360_recent_unlocks"):
+            if hasattr(api, method):  # python-xbox only
+                await each(method)
     return drive
 
 
-async def drive_xbox_webapi(proxy: Mitmdump, service: Service) -> Drive:
-    from xbox.webapi.api.client import XboxLiveClient
-    from xbox.webapi.authentication import models
-    from xbox.webapi.authentication.manager import AuthenticationManager
-
-    drive = Drive()
-    async with http_session(proxy, drive) as session:
-        auth_mgr = AuthenticationManager(session, "", "", "")
-        fake_login(auth_mgr, models)
-        api = XboxLiveClient(auth_mgr).achievements
-        xuid = str(XUID)
-        for tid in ONE:
-            await all_pages(drive, "get_achievements_xboxone_gameprogress", api.get_achievements_xboxone_gameprogress,
-                            xuid, tid)
-        for item in service.v2[::9]:
-            await all_pages(drive, "get_achievements_detail_item", api.get_achievements_detail_item,
-                            xuid, item.wire["serviceConfigId"], item.wire["id"])
-        await all_pages(drive, "get_achievements_xboxone_recent_progress_and_info",
-                        api.get_achievements_xboxone_recent_progress_and_info, xuid)
-        for tid in X360:
-            await all_pages(drive, "get_achievements_xbox360_all", api.get_achievements_xbox360_all, xuid, tid)
-            await all_pages(drive, "get_achievements_xbox360_earned", api.get_achievements_xbox360_earned, xuid, tid)
-        await all_pages(drive, "get_achievements_xbox360_recent_progress_and_info",
-                        api.get_achievements_xbox360_recent_progress_and_info, xuid)
-    return drive
-
-
-LIBRARIES = {"pythonxbox": (drive_pythonxbox, {"one": "4", "360": "3"}),
-             "xbox.webapi": (drive_xbox_webapi, {"one": "2", "360": "1"})}
+LIBRARIES = {"pythonxbox": (functools.partial(drive_library, "pythonxbox"), {"one": "4", "360": "3"}),
+             "xbox.webapi": (functools.partial(drive_library, "xbox.webapi"), {"one": "2", "360": "1"})}
 
 
 @dataclass
