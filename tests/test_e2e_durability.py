@@ -70,6 +70,24 @@ class Client(threading.Thread):
             self.first_answer.set()
 
 
+def wait_for_writers(cassettes: Path, timeout: float = 30.0) -> None:
+    """A killed proxy's recorder child sees its pipe close, writes what it was given and exits:
+    the files are judged once it is gone (it runs on; that is the point)."""
+    marker = b"xblreplay.recorder\0" + str(cassettes).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                alive = alive or marker in cmdline.read_bytes()
+            except OSError:
+                continue
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the recorder child for {cassettes} did not exit within {timeout} s")
+
+
 def files_below(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
@@ -131,6 +149,7 @@ def test_record_mode_survives_kill_9_at_random_moments(tmp_path):
             sent |= set(client.sent)
             answered |= set(client.answered)
 
+            wait_for_writers(cassettes)
             now = snapshot(cassettes, items, sent, f"round {rnd}")
             for path, urls in before.items():
                 lost = urls - now.get(path, set())

@@ -245,6 +245,6 @@ def test_fast_redaction_check_agrees_with_the_full_walk(body, secret):
     expected = redact._redact_value(body, pattern, "", walked)
     assert redact.redact_body(body, pattern) == (expected, walked)
     # With the JSON text the body came from (escaped or not) the answer is the same.
-    for text in (json.dumps(body), json.dumps(body, ensure_ascii=False)):
+    for text in (json.dumps(body), json.dumps(body, ensure_ascii=False), json.dumps(body).replace("/", "\\/")):
         assert redact.redact_body(body, pattern, text) == (expected, walked)
         assert redact.removals_in(text.encode(), "application/json", pattern) == walked

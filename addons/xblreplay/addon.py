@@ -26,7 +26,7 @@ from .faults import FaultInjector, fault_answer, load_profile, truncate_body
 from .model import EP_DETAIL, EP_LIST, HOST, Answer, RequestCheck, Violation, violations_header
 from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
 from .patterns import CallPatterns
-from .recorder import RecorderProcess, body_removals, build_interaction
+from .recorder import RecorderProcess, body_removals, recorded_interaction
 from .redact import Removal, redact_url
 from .replay import Replayer
 from .throttle import Throttle, load_limits
@@ -94,6 +94,14 @@ def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
         headers.append(("X-Xblreplay-Violations", violations_header(answer.violations)))
     fields = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in headers]
     return http.Response.make(answer.status, answer.body_bytes(), http.Headers(fields))
+
+
+def own_error(status: int, reason: str) -> http.Response:
+    """An answer about the proxy itself (500: an internal error, 502: no configuration in force),
+    in the service's error shape, saying why."""
+    answer = Answer(status=status, body={"errorCode": status, "errorMessage": reason},
+                    headers=[("X-Xblreplay-Reason", reason)], source="error", reason=reason)
+    return make_response(answer, [])
 
 
 def loaded_line(replayer: Replayer, seconds: float) -> str:
@@ -260,9 +268,7 @@ class Achievements:
             return
         if self.broken or self.validator is None:
             # No configuration in force: fail closed, whatever the mode was meant to be.
-            reason = f"xblreplay misconfigured: {self.broken or 'no configuration loaded'}"
-            flow.response = http.Response.make(502, json.dumps({"errorCode": 502, "errorMessage": reason}).encode(),
-                                               {"Content-Type": "application/json", "X-Xblreplay-Reason": reason})
+            flow.response = own_error(502, f"xblreplay misconfigured: {self.broken or 'no configuration loaded'}")
             return
         try:
             await self._request(flow)
@@ -274,8 +280,7 @@ class Achievements:
             state = self._flows.get(flow)
             if state is not None:  # logged as the proxy's own answer, never recorded as the service's
                 state.source, state.answer = "error", None
-            flow.response = http.Response.make(500, json.dumps({"errorCode": 500, "errorMessage": reason}).encode(),
-                                               {"Content-Type": "application/json", "X-Xblreplay-Reason": reason})
+            flow.response = own_error(500, reason)
 
     async def _request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
@@ -308,22 +313,20 @@ class Achievements:
         if self.mode == "validate":
             if not check.ok and self.settings.strict:
                 return self._answer(flow, state, error_answer(check))
-            return self._forward(flow)
+            return self._forward(flow, state)
         if self.mode == "record":
-            return self._forward(flow)
+            return self._forward(flow, state)
         assert self.replayer is not None
         answer = self.replayer.answer(check, req.method, url, req.raw_content or None)
         if self.mode == "replay-or-record" and check.ok and any(v.code in RECORD_CODES for v in answer.violations):
-            return self._forward(flow)
+            return self._forward(flow, state)
         self._answer(flow, state, answer)
 
-    def _forward(self, flow: http.HTTPFlow) -> None:
+    def _forward(self, flow: http.HTTPFlow, state: FlowState) -> None:
         if self.upstream is not None:
             scheme, host, port, prefix = self.upstream
             req = flow.request
-            state = self._flows.get(flow)
-            if state is not None:
-                state.asked = (req.scheme, req.host, req.port, req.path, req.host_header)
+            state.asked = (req.scheme, req.host, req.port, req.path, req.host_header)
             req.scheme, req.host, req.port = scheme, host, port
             if prefix:
                 req.path = prefix + req.path
@@ -387,9 +390,11 @@ class Achievements:
                     resp.headers.get("content-type", ""), latency_ms)
         self.recorder.record(*exchange)
         if self.mode == "replay-or-record" and self.replayer is not None and resp.status_code == 200:
-            # Replay goes on with exactly what the cassette now holds.
-            interaction, _secrets, _line, state.redactions = build_interaction(*exchange, None)
+            # Replay goes on with exactly what the cassette now holds (the body parsed once).
+            parsed = state.parsed if state.parsed and state.parsed[0] is not None else None
+            interaction, _secrets, recorded = recorded_interaction(*exchange, None, parsed)
             self.replayer.add_interaction(interaction)
+            state.redactions = recorded.removals
         else:
             state.redactions = body_removals(*exchange[1:3], *exchange[4:7])
         for removal in state.redactions:

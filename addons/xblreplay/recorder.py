@@ -72,7 +72,7 @@ def _timestamp(value: datetime | str | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_interaction(
+def recorded_interaction(
     method: str,
     url: str,
     request_headers: Mapping[str, str],
@@ -82,16 +82,18 @@ def build_interaction(
     content_type: str | None,
     latency_ms: float,
     recorded_at: datetime | str | None,
-) -> tuple[dict, dict[str, str], str, list[redact.Removal]]:
-    """A redacted cassette interaction, the exchange's secrets (for the leak scan), the
-    interaction's cassette line and what was removed from its body."""
+    parsed: tuple | None = None,
+) -> tuple[dict, dict[str, str], redact.RecordedBody]:
+    """A redacted cassette interaction, the exchange's secrets (for the leak scan) and its
+    recorded body (what was removed; the service's own JSON text when nothing was). ``parsed``:
+    the JSON body already parsed, if at hand."""
     secrets = redact.request_secrets(url, request_headers, response_headers)
     response: dict = {
         "status": int(status),
         "headers": redact.redact_response_headers(response_headers),
         "latency_ms": round(max(float(latency_ms), 0.0), 1),
     }
-    recorded = redact.recorded_body(body, content_type, redact.secret_pattern(secrets))
+    recorded = redact.recorded_body(body, content_type, redact.secret_pattern(secrets), parsed)
     if recorded.is_json:
         response["body"] = recorded.body
     elif recorded.body_text is not None:
@@ -105,8 +107,13 @@ def build_interaction(
         },
         "response": response,
     }
-    line = cassette.interaction_line(interaction, cassette.raw_json(recorded.raw))
-    return interaction, secrets, line, recorded.removals
+    return interaction, secrets, recorded
+
+
+def build_interaction(*exchange) -> tuple[dict, dict[str, str], str]:
+    """:func:`recorded_interaction` with the interaction's cassette line."""
+    interaction, secrets, recorded = recorded_interaction(*exchange)
+    return interaction, secrets, cassette.interaction_line(interaction, cassette.raw_json(recorded.raw))
 
 
 def body_removals(url: str, request_headers: Mapping[str, str], response_headers: Mapping[str, str],
@@ -250,7 +257,7 @@ class Recorder(_Reports):
             try:
                 check = self._read(method, url, request_headers)
                 path = cassette_path(self.cassette_dir, check)
-                interaction, secrets, line, _removed = build_interaction(*item)
+                interaction, secrets, line = build_interaction(*item)
                 findings = redact.leak_scan(line.encode("utf-8"), secrets)
                 if findings:
                     raise redact.LeakError(f"{path} ({method} {urlsplit(url).path})", findings)

@@ -77,7 +77,7 @@ def _is_jwt_header(segment: str) -> bool:
 def find_credentials(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every verified credential in ``text``, in order."""
     found = []
-    if ".0 x=" in text or ".0 X=" in text:
+    if ".0 " in text:  # one scan for either case of "XBL3.0 x="
         found += [(m.start(), m.end(), XBL_AUTH) for m in _XBL_AUTH.finditer(text)]
     if "eyJ" in text:
         found += [(m.start(), m.end(), JWT) for m in _JWT_CANDIDATE.finditer(text)
@@ -142,9 +142,12 @@ class SecretPattern:
         self.values = sorted(self.names, key=len, reverse=True)
         self.regex = re.compile("|".join(map(re.escape, self.values)))
         self.pattern = self.regex.pattern
+        # A value holding another (the whole Authorization holds its token) is never present
+        # without it: the prefilter looks for the shortest ones only.
+        self._probes = [v for v in self.values if not any(o != v and o in v for o in self.values)]
 
     def search(self, text: str) -> re.Match[str] | None:
-        return self.regex.search(text) if any(v in text for v in self.values) else None
+        return self.regex.search(text) if any(v in text for v in self._probes) else None
 
 
 def secret_pattern(secrets: Mapping[str, str]) -> SecretPattern | None:
@@ -178,19 +181,42 @@ def redact_text(value: str, secret_re: SecretPattern | None = None) -> tuple[str
 _JSON_ESCAPED = re.compile(r'["\x00-\x1f]|\\\\')
 
 
+# A \u escape of a printable ASCII character: with \/ the only escapes that can stand for a
+# character of a secret (ASCII, no quote or backslash) or of a credential.
+_ASCII_ESCAPE = re.compile(r"\\u00[2-7][0-9A-Fa-f]")
+
+
+def _searchable(text: str | None, secret_re: SecretPattern | None) -> str | None:
+    """JSON text in which every secret and credential inside its strings stands verbatim (an
+    escaped solidus read as ``/``), or None when only decoding the JSON can tell."""
+    if text is None:
+        return None
+    if secret_re is not None and (_JSON_ESCAPED.search(secret_re.pattern) or not secret_re.pattern.isascii()):
+        return None  # a secret JSON would escape
+    if "\\" in text:
+        if _ASCII_ESCAPE.search(text):
+            return None
+        text = text.replace("\\/", "/")
+    return text
+
+
+def _holds_secrets(text: str, secret_re: SecretPattern | None) -> bool:
+    return bool(find_credentials(text) or (secret_re is not None and secret_re.search(text)))
+
+
 def needs_redaction(obj: Any, secret_re: SecretPattern | None = None, text: str | None = None) -> bool:
     """Whether :func:`redact_body` would change anything, decided on the JSON text at C speed
     (a recorded page is thousands of strings; almost none hold anything to redact). ``text`` is
-    the JSON the value was parsed from, used as is when it has no escapes (then every string
-    stands in it verbatim)."""
-    if secret_re is not None and _JSON_ESCAPED.search(secret_re.pattern):
-        return True  # a secret JSON would escape: only the walk can tell
-    if text is None or "\\" in text:
+    the JSON the value was parsed from, searched as it is when its escapes cannot hide anything."""
+    searchable = _searchable(text, secret_re)
+    if searchable is None:
+        if secret_re is not None and _JSON_ESCAPED.search(secret_re.pattern):
+            return True  # a secret JSON would escape: only the walk can tell
         try:
-            text = json.dumps(obj, ensure_ascii=False)
+            searchable = json.dumps(obj, ensure_ascii=False)
         except (TypeError, ValueError):
             return True
-    return bool(find_credentials(text) or (secret_re is not None and secret_re.search(text)))
+    return _holds_secrets(searchable, secret_re)
 
 
 def redact_body(obj: Any, secret_re: SecretPattern | None = None, text: str | None = None
@@ -247,7 +273,9 @@ def recorded_body(body: bytes, content_type: str | None, secret_re: SecretPatter
     if not body:
         return out
     text = None
-    if content_type and "json" in content_type.lower():
+    if not (content_type and "json" in content_type.lower()):
+        parsed = None  # only a JSON body is recorded as JSON
+    else:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -273,8 +301,8 @@ def removals_in(body: bytes, content_type: str | None, secret_re: SecretPattern 
     checks; the body is parsed only when something may be there)."""
     if not body:
         return []
-    text = body.decode("utf-8", "replace")
-    if not (find_credentials(text) or (secret_re is not None and (secret_re.search(text) or "\\" in text))):
+    searchable = _searchable(body.decode("utf-8", "replace"), secret_re)
+    if searchable is not None and not _holds_secrets(searchable, secret_re):
         return []
     return recorded_body(body, content_type, secret_re).removals
 

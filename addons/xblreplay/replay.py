@@ -60,10 +60,10 @@ class Replayer:
     ) -> None:
         self.validator = validator
         self.store = store
-        # (request key, Accept-Language as recorded) -> interaction; languages per key, first
-        # recorded first (the R6 default)
+        # (request key, Accept-Language as recorded) -> interaction; per key, its recorded
+        # languages, first recorded first (the R6 default), each with its first locale
         self.interactions: dict[tuple[str, str], dict[str, Any]] = {}
-        self._languages: dict[str, list[str]] = {}
+        self._languages: dict[str, dict[str, str]] = {}
         self._latency: dict[str, float] | None = None  # endpoint -> median recorded latency
         self.files = 0
         self._now = now or (lambda: datetime.now(timezone.utc))
@@ -125,7 +125,7 @@ class Replayer:
         headers = {k.lower(): str(v) for k, v in (request.get("headers") or {}).items()}
         key, language = request_key(method, url, headers), request_language(headers)
         if (key, language) not in self.interactions:
-            self._languages.setdefault(key, []).append(language)
+            self._languages.setdefault(key, {})[language] = next(iter(parse_accept_language(language)), "")
         self.interactions[(key, language)] = interaction
         self._latency = None
         if response.get("status") != 200 or not isinstance(response.get("body"), dict):
@@ -177,19 +177,21 @@ class Replayer:
         languages = self._languages.get(check.key)
         if not languages:
             return None, ""
-        if check.language in languages:
-            return self.interactions[(check.key, check.language)], ""
-        by_locale: dict[str, str] = {}
-        for language in languages:
-            first = parse_accept_language(language)[:1]
-            if first:
-                by_locale.setdefault(first[0], language)
-        wanted = parse_accept_language(check.language) if check.language else ()
-        if by_locale:
-            locale, note = pick_locale(list(by_locale), wanted, "recorded interaction")
-            if not note or "" not in languages:
-                return self.interactions[(check.key, by_locale[locale])], note
-        return self.interactions[(check.key, "" if "" in languages else languages[0])], ""
+        chosen, note = check.language, ""
+        if chosen not in languages:
+            by_locale: dict[str, str] = {}
+            for language, locale in languages.items():
+                if locale:
+                    by_locale.setdefault(locale, language)
+            wanted = check.query.locales if check.query is not None else parse_accept_language(check.language)
+            if by_locale:
+                locale, note = pick_locale(list(by_locale), wanted, "recorded interaction")
+                chosen = by_locale[locale]
+            if (note or not by_locale) and "" in languages:  # a recording without a language is the default
+                chosen, note = "", ""
+            elif not by_locale:
+                chosen = next(iter(languages))
+        return self.interactions[(check.key, chosen)], note
 
     def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
                ) -> tuple[RequestCheck, Answer]:
@@ -206,13 +208,12 @@ class Replayer:
             denied = self.store.check_binding(query.userhash, query.xuid)
             if denied is not None:
                 return denied
-        if check.endpoint in (EP_LIST, EP_HISTORY, EP_DETAIL) and self.store.updated.isdisjoint(
-                (check.path_params.get("xuid"),)):
+        recorded, note = self.exact(check)  # recorded under "the same request" key
+        if (recorded is not None and check.endpoint in (EP_LIST, EP_HISTORY, EP_DETAIL)
+                and check.path_params.get("xuid") not in self.store.updated):
             # A request recorded exactly is answered as the service answered it, unless progress
             # updates changed that user's data since: the datasets answer everything else.
-            recorded, note = self.exact(check)
-            if recorded is not None:
-                return interaction_answer(recorded, note)
+            return interaction_answer(recorded, note)
         if check.endpoint in (EP_LIST, EP_HISTORY) and query is not None:
             if check.endpoint == EP_HISTORY:
                 return self.store.answer_history(query.xuid, query.shape, query.locales,
@@ -229,7 +230,6 @@ class Replayer:
             answer = self.store.answer_detail(p["xuid"], p["scid"], p["achievement_id"], shape, locales, rarity)
             if answer.status != 404:
                 return answer
-        recorded, note = self.exact(check)  # recorded under "the same request" key
         if recorded is not None:
             return interaction_answer(recorded, note)
         return not_recorded(check, method, url)
