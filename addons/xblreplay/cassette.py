@@ -11,7 +11,6 @@ cassette). A file that does not load is never overwritten.
 from __future__ import annotations
 
 import copy
-import difflib
 import fcntl
 import functools
 import hashlib
@@ -27,6 +26,7 @@ from typing import Any
 import yaml
 
 from . import DEFAULT_RULES_DIR, redact
+from .model import closest
 
 VERSION = 1
 SCHEMA_PATH = DEFAULT_RULES_DIR / "cassette.schema.json"
@@ -312,8 +312,8 @@ class _Rule:
 
 
 def _unknown_key(key: Any, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.5)
-    return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    close = closest(str(key), allowed, cutoff=0.5)
+    return f"unknown key {key!r}" + (f" (did you mean {close!r}?)" if close else "")
 
 
 @functools.cache

@@ -10,7 +10,9 @@ Every part of xblreplay speaks in these types:
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +68,13 @@ class Violation:
         if self.code:
             d["code"] = self.code
         return d
+
+
+def closest(name: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The known name nearest to a misspelt one (difflib), or None: the "did you mean" of option
+    names and cassette keys."""
+    found = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=cutoff)
+    return found[0] if found else None
 
 
 def violations_header(violations: list[Violation] | tuple[Violation, ...]) -> str:

@@ -9,7 +9,6 @@ This module does not import mitmproxy.
 
 from __future__ import annotations
 
-import difflib
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from . import DEFAULT_RULES_DIR
+from .model import closest
 
 MODES = ("validate", "record", "replay", "replay-or-record")
 # Modes in which a request for the host may be forwarded (validate: always; the others when
@@ -145,15 +145,9 @@ def check_type(name: str, value: Any) -> Any:
     raise ConfigError(f"{name}={value!r} is not {kind}")
 
 
-def closest(name: str, candidates: Iterable[str]) -> str | None:
-    """The known option name nearest to a misspelt one (difflib), or None."""
-    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
 def looks_like_ours(name: str) -> bool:
     """Whether an unknown option name is most likely one of ours misspelt."""
-    return name.lower().startswith("achievement") or bool(difflib.get_close_matches(name, NAMES, n=1, cutoff=0.8))
+    return name.lower().startswith("achievement") or closest(name, NAMES, cutoff=0.8) is not None
 
 
 def unknown_option(name: str, known: Iterable[str] = ()) -> str:
