@@ -1,0 +1,85 @@
+"""Bounds on what the proxy accepts from outside: one place for the documented limits on hostile
+input (README, "Limits on hostile input").
+
+Requests from titles under development, bodies from staging upstreams and cassettes from anyone
+who can open a pull request are all read through these, so a hostile value gets a clear answer
+instead of an exception, and memory stays bounded:
+
+* :func:`json_loads` / :func:`depth_guard` -- JSON text to a value, and walks over a value; too
+  deep a nesting is a :class:`TooDeep` (a ``ValueError``), like any other text that is not JSON
+  the proxy can use; :func:`depth` measures a value without recursing;
+* :data:`MAX_INT_DIGITS` -- the longest decimal integer any field of the contract can hold
+  (uint64: 20 digits); longer ones are refused before ``int()`` is asked to read them;
+* :data:`MAX_BODY_BYTES` -- the default bound on a decoded body (``achievements_max_body``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+# The largest value of any integer in the contract is 2**64 - 1 (an xuid): 20 digits.
+MAX_INT_DIGITS = 20
+# Decoded (after Content-Encoding) body size above which a body is forwarded untouched and
+# neither parsed, checked nor recorded. The option achievements_max_body changes it.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+# How deep a JSON value may nest before it is refused whole. The service's bodies nest 6 levels.
+# Python's JSON parser and every walk of a value (redaction, schema checks) recurse, so the bound
+# is the interpreter's recursion limit (about 1,000 levels, less the caller's own frames): a value
+# nested deeper is a TooDeep wherever it is read, never a RecursionError and never half-processed.
+# Small inputs (request bodies, hand-written datasets) are held to MAX_JSON_DEPTH exactly with
+# depth(), which does not recurse.
+MAX_JSON_DEPTH = 200
+
+
+class TooDeep(ValueError):
+    """A JSON or YAML value nested too deep to read."""
+
+    def __init__(self, what: str = "JSON") -> None:
+        super().__init__(f"{what} nested too deep (more than {MAX_JSON_DEPTH} levels)")
+
+
+def json_loads(data: bytes | str) -> Any:
+    """``json.loads`` for text from outside: ValueError when it is not JSON, :class:`TooDeep`
+    (a ValueError too) when it nests deeper than the parser can follow."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise TooDeep() from None
+
+
+@contextmanager
+def depth_guard(what: str = "JSON") -> Iterator[None]:
+    """Turns a RecursionError of a walk over a deep value into :class:`TooDeep`."""
+    try:
+        yield
+    except RecursionError:
+        raise TooDeep(what) from None
+
+
+def depth(value: Any, stop: int | None = None) -> int:
+    """How deep ``value`` nests (a scalar is 0, ``[]`` is 1), without recursion; stops counting
+    once past ``stop``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+            if stop is not None and deepest > stop:
+                return deepest
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def int_text_ok(raw: str) -> bool:
+    """Whether a decimal integer text is short enough to read (sign and leading zeros aside)."""
+    return len(raw.lstrip("+-").lstrip("0")) <= MAX_INT_DIGITS
