@@ -38,7 +38,7 @@ class TooDeep(ValueError):
     """A JSON or YAML value nested too deep to read."""
 
     def __init__(self, what: str = "JSON") -> None:
-        super().__init__(f"{what} nested too deep (more than {MAX_JSON_DEPTH} levels)")
+        super().__init__(f"{what} nested too deep to read")
 
 
 def json_loads(data: bytes | str) -> Any:
