@@ -87,7 +87,8 @@ def test_random_secrets_never_reach_disk(tmp_path):
     ok = next(i for i in items if i["response"]["status"] == 200)
     assert ok["request"]["headers"] == {"x-xbl-contract-version": "2", "accept-language": "en-US"}
     assert ok["request"]["url"].startswith(f"{BASE}?titleId=1234&skipItems=")
-    assert "access_token" not in ok["request"]["url"] and "sig=" not in ok["request"]["url"]
+    # Parameters outside the contract keep their names, never their values.
+    assert ok["request"]["url"].endswith("&access_token=<redacted>&sig=<redacted>")
     assert ok["response"]["headers"] == {"content-type": "application/json",
                                          "x-xbl-correlation-id": "0d4f1c2e-7a9b-4c3d-8e5f-6a7b8c9d0e1f"}
     body = ok["response"]["body"]
@@ -143,7 +144,7 @@ def test_write_atomic_redacts_and_refuses_leaks(tmp_path):
                                              "response": {"status": 200, "body": {"t": jwt}}}]}
     cassette.write_atomic(path, doc)
     assert jwt.encode() not in path.read_bytes()
-    assert cassette.load_file(path)["interactions"][0]["request"]["url"] == BASE
+    assert cassette.load_file(path)["interactions"][0]["request"]["url"] == f"{BASE}?token=<redacted>"
     leaky = tmp_path / "leaky.yaml"
     with pytest.raises(redact.LeakError) as info:
         cassette.write_atomic(leaky, {"xblreplay": 1, "recorded_at": real_jwt()})  # not a redacted field
@@ -157,12 +158,15 @@ def test_ordinary_values_are_not_token_shaped(value):
     assert not redact.is_token_shaped(value)
 
 
-def test_redact_url_keeps_known_parameters():
+def test_redact_url_keeps_known_parameters_and_only_the_names_of_others():
     token_like = "A" * 20 + "b" * 30
-    url = f"{BASE}?titleId=1,2&continuationToken=32&maxItems=5&debug=1&key={token_like}#frag"
-    assert redact.redact_url(url) == f"{BASE}?titleId=1,2&continuationToken=32&maxItems=5&debug=1"
+    url = f"{BASE}?titleId=1,2&continuationToken=32&maxItems=5&debug=1&key={token_like}&flag&empty=#frag"
+    assert redact.redact_url(url) == \
+        f"{BASE}?titleId=1,2&continuationToken=32&maxItems=5&debug=<redacted>&key=<redacted>&flag&empty="
+    # A value of the contract's own parameter is dropped too when it is token-shaped.
+    assert redact.redact_url(f"{BASE}?titleId={token_like}") == f"{BASE}?titleId=<redacted>"
     assert redact.redact_url("https://user:pw@achievements.xboxlive.com/x?a=1") == \
-        "https://achievements.xboxlive.com/x?a=1"
+        "https://achievements.xboxlive.com/x?a=<redacted>"
 
 # ---------------------------------------------------------------- lossless bodies
 

@@ -13,6 +13,7 @@ caller's userhash is kept only as its SHA-256 (``bindings``).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -131,28 +132,137 @@ def request_secrets(
     return {k: v for k, v in found.items() if len(v) >= MIN_SECRET_LEN}
 
 
+# Characters percent-encoding never changes (RFC 3986 "unreserved"), which JSON never escapes
+# either: a run of them in a secret stands verbatim in every form of it, so it serves as the
+# cheap substring probe that decides whether the regex needs to run at all.
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
+_PROBE_MIN = 4  # shortest run worth probing; a secret without one is always searched
+_B64_MIN = 8  # shortest base64 core searched for (a shorter one is too likely by chance)
+
+
+def _hex(byte: int) -> str:
+    """A regex of ``%XX`` for one byte, hex digits in either case."""
+    return "%" + "".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in f"{byte:02X}")
+
+
+def _percent_form(value: str) -> str:
+    """A regex matching ``value`` percent-encoded in any mix (each reserved character raw or as
+    its ``%XX`` bytes, in either case; a space also as ``+``)."""
+    out = []
+    for ch in value:
+        if _UNRESERVED.fullmatch(ch):
+            out.append(re.escape(ch))
+            continue
+        options = [re.escape(ch), "".join(_hex(b) for b in ch.encode("utf-8"))]
+        if ch == " ":
+            options.append(r"\+")
+        out.append("(?:" + "|".join(options) + ")")
+    return "".join(out)
+
+
+def _base64_forms(value: str) -> list[str]:
+    """The parts of ``value``'s base64 (standard and URL-safe alphabets) that stand in any base64
+    text holding it, whatever its alignment: for each of the three offsets, the characters
+    that only the secret's own bits decide."""
+    data = value.encode("utf-8")
+    forms = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data + b"\0\0").decode("ascii")
+        start = -(-8 * offset // 6)
+        end = 8 * (offset + len(data)) // 6
+        core = encoded[start:end]
+        if len(core) >= _B64_MIN:
+            forms += [core, core.replace("+", "-").replace("/", "_")]
+    return list(dict.fromkeys(forms))
+
+
+def _json_forms(value: str) -> list[str]:
+    """``value`` as JSON strings write it, when that differs from the value."""
+    forms = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    forms |= {f.replace("/", "\\/") for f in forms}
+    return [f for f in forms if f != value]
+
+
 class SecretPattern:
-    """The exchange's secret values as one pattern. ``search``/``sub`` look for the plain values
-    first (substring search is ~10x faster than a regex alternation over a 32 KiB page)."""
+    """The exchange's secret values, each searched in every form it can be written in: as it is,
+    percent-encoded (any mix), base64 (either alphabet, any alignment) and, in JSON text,
+    JSON-escaped. ``regex`` finds them in decoded text (a body's strings, a URL);
+    ``json_regex`` in serialized JSON (a cassette line, a log line). Each form has a named group,
+    so a match names its secret (``what``). Both searches look for cheap substring probes first
+    (~10x faster than the regex over a 32 KiB page)."""
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
-        self.names: dict[str, str] = {}
+        names: dict[str, str] = {}
         for name, value in secrets.items():
-            self.names.setdefault(value, name)
-        self.values = sorted(self.names, key=len, reverse=True)
-        self.regex = re.compile("|".join(map(re.escape, self.values)))
-        self.pattern = self.regex.pattern
-        # A value holding another (the whole Authorization holds its token) is never present
-        # without it: the prefilter looks for the shortest ones only.
-        self._probes = [v for v in self.values if not any(o != v and o in v for o in self.values)]
+            names.setdefault(value, name)
+        self.values = sorted(names, key=len, reverse=True)  # a longer value holding a shorter one wins
+        self.names: dict[str, str] = {}  # regex group -> what a match is
+        decoded, escaped, probes = [], [], set()
+        self.always = False  # a secret with no probe: the regex always runs
+        for i, value in enumerate(self.values):
+            name = names[value]
+            forms = [(re.escape(value), name), (_percent_form(value), f"{name} (percent-encoded)")]
+            forms += [(re.escape(f), f"{name} (base64)") for f in _base64_forms(value)]
+            for j, (source, what) in enumerate(forms):
+                group = f"s{i}_{j}"
+                self.names[group] = what
+                decoded.append(f"(?P<{group}>{source})")
+            for j, form in enumerate(_json_forms(value)):
+                group = f"s{i}_j{j}"
+                self.names[group] = f"{name} (JSON-escaped)"
+                escaped.append(f"(?P<{group}>{re.escape(form)})")
+            runs = _UNRESERVED.findall(value)
+            run = max(runs, key=len) if runs else ""
+            if len(run) >= _PROBE_MIN:
+                probes.add(run)
+            else:
+                self.always = True
+            probes.update(_base64_forms(value))
+        self.regex = re.compile("|".join(decoded))
+        self.json_regex = re.compile("|".join(decoded + escaped))
+        self.non_ascii = not all(v.isascii() for v in self.values)
+        self.json_escaped = any(_JSON_ESCAPED.search(v) for v in self.values)
+        # A probe holding another is never present without it: look for the shortest ones only.
+        self._probes = [p for p in probes if not any(o != p and o in p for o in probes)]
+
+    def _probe(self, text: str) -> bool:
+        return self.always or any(p in text for p in self._probes)
 
     def search(self, text: str) -> re.Match[str] | None:
-        return self.regex.search(text) if any(v in text for v in self._probes) else None
+        """A secret in decoded text."""
+        return self.regex.search(text) if self._probe(text) else None
+
+    def search_json(self, text: str) -> re.Match[str] | None:
+        """A secret in serialized JSON text (JSON-escaped forms too)."""
+        return self.json_regex.search(text) if self._probe(text) else None
+
+    def what(self, match: re.Match[str]) -> str:
+        return self.names[match.lastgroup]
+
+    def scrub_json(self, text: str) -> tuple[str, list[str]]:
+        """Serialized JSON with every secret replaced (the replacement is JSON-safe), and what was
+        removed; for lines the proxy writes that may echo a request (the validation log, its
+        event-log lines)."""
+        if not self.search_json(text):
+            return text, []
+        removed: list[str] = []
+
+        def named(m: re.Match[str]) -> str:
+            removed.append(self.what(m))
+            return REDACTED
+
+        return self.json_regex.sub(named, text), removed
 
 
 def secret_pattern(secrets: Mapping[str, str]) -> SecretPattern | None:
-    kept = {k: v for k, v in secrets.items() if len(v) >= MIN_SECRET_LEN}
-    return SecretPattern(kept) if kept else None
+    kept = tuple(sorted((k, v) for k, v in secrets.items() if len(v) >= MIN_SECRET_LEN))
+    return _pattern(kept) if kept else None
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(secrets: tuple[tuple[str, str], ...]) -> SecretPattern:
+    """Compiled once per set of secrets: a client sends the same Authorization again and again."""
+    return SecretPattern(dict(secrets))
 
 
 def redact_text(value: str, secret_re: SecretPattern | None = None) -> tuple[str, list[str]]:
@@ -161,7 +271,7 @@ def redact_text(value: str, secret_re: SecretPattern | None = None) -> tuple[str
     removed: list[str] = []
     if secret_re is not None and secret_re.search(value):
         def named(m: re.Match[str]) -> str:
-            removed.append(secret_re.names[m.group()])
+            removed.append(secret_re.what(m))
             return REDACTED
 
         value = secret_re.regex.sub(named, value)
@@ -176,9 +286,9 @@ def redact_text(value: str, secret_re: SecretPattern | None = None) -> tuple[str
     return value, removed
 
 
-# In a secret_pattern (re.escape'd values): a character JSON escapes ('"', a control character,
-# or a backslash, which re.escape doubles), so the secret would not appear verbatim in JSON text.
-_JSON_ESCAPED = re.compile(r'["\x00-\x1f]|\\\\')
+# A character JSON escapes ('"', a backslash, a control character): a secret holding one may not
+# stand verbatim in JSON text in every form, so only decoding the JSON can tell.
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 
 
 # A \u escape of a printable ASCII character: with \/ the only escapes that can stand for a
@@ -187,11 +297,11 @@ _ASCII_ESCAPE = re.compile(r"\\u00[2-7][0-9A-Fa-f]")
 
 
 def _searchable(text: str | None, secret_re: SecretPattern | None) -> str | None:
-    """JSON text in which every secret and credential inside its strings stands verbatim (an
-    escaped solidus read as ``/``), or None when only decoding the JSON can tell."""
+    """JSON text in which every secret and credential inside its strings stands as in the decoded
+    strings (an escaped solidus read as ``/``), or None when only decoding the JSON can tell."""
     if text is None:
         return None
-    if secret_re is not None and (_JSON_ESCAPED.search(secret_re.pattern) or not secret_re.pattern.isascii()):
+    if secret_re is not None and (secret_re.json_escaped or secret_re.non_ascii):
         return None  # a secret JSON would escape
     if "\\" in text:
         if _ASCII_ESCAPE.search(text):
@@ -210,7 +320,7 @@ def needs_redaction(obj: Any, secret_re: SecretPattern | None = None, text: str 
     the JSON the value was parsed from, searched as it is when its escapes cannot hide anything."""
     searchable = _searchable(text, secret_re)
     if searchable is None:
-        if secret_re is not None and _JSON_ESCAPED.search(secret_re.pattern):
+        if secret_re is not None and secret_re.json_escaped:
             return True  # a secret JSON would escape: only the walk can tell
         try:
             searchable = json.dumps(obj, ensure_ascii=False)
@@ -324,15 +434,34 @@ def redact_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return _redact_headers(headers, lambda n: n in RESPONSE_HEADERS or n.startswith("x-xbl-"))
 
 
-def redact_url(url: str) -> str:
-    """Drops credentials, the fragment and token-shaped values of unknown query parameters."""
+def redact_url(url: str, secret_re: SecretPattern | None = None) -> str:
+    """The URL as it may be written anywhere (cassettes, the validation log, event-log lines).
+    Query parameters are allow-listed like headers: a parameter of the contract keeps its value
+    unless that value is token-shaped or holds a secret; any other parameter keeps its name and
+    loses its value (``zq=<redacted>``). Credentials before the host, the fragment, and the
+    exchange's secrets anywhere in the path go too."""
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
-    kept = [
-        piece for piece, name, raw, value in query_pairs(parts.query)
-        if name.lower() in KNOWN_PARAMS or not _secret_value(raw, value)
-    ]
-    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), ""))
+    path = parts.path
+    if secret_re is not None and (secret_re.search(path) or secret_re.search(unquote(path))):
+        path = redact_text(unquote(path), secret_re)[0]
+    kept = []
+    for piece, name, raw, value in query_pairs(parts.query):
+        shown = piece.partition("=")[0]
+        if _hides(name, secret_re) or _hides(shown, secret_re):
+            shown = REDACTED
+        if "=" not in piece:
+            kept.append(shown)
+        elif name.lower() in KNOWN_PARAMS and raw and not _hides(value, secret_re) and not _hides(raw, secret_re):
+            kept.append(f"{shown}={raw}")
+        else:
+            kept.append(f"{shown}={REDACTED}" if raw else f"{shown}=")
+    return urlunsplit((parts.scheme, netloc, path, "&".join(kept), ""))
+
+
+def _hides(text: str, secret_re: SecretPattern | None) -> bool:
+    """Whether a URL part is not to be written: token-shaped, a credential, or a secret's form."""
+    return bool(text) and (is_token_shaped(text) or (secret_re is not None and secret_re.search(text) is not None))
 
 
 def redact_interaction(interaction: dict, secrets: Mapping[str, str] | None = None) -> dict:
@@ -360,8 +489,14 @@ def redact_interaction(interaction: dict, secrets: Mapping[str, str] | None = No
 
 
 def leak_scan(serialized: bytes, secrets: Mapping[str, str]) -> list[str]:
-    """Names of the secrets (by field) and kinds of verified credentials present in ``serialized``."""
-    found = [name for name, value in secrets.items() if value and value.encode("utf-8") in serialized]
-    kinds = {kind for _s, _e, kind in find_credentials(serialized.decode("utf-8", "replace"))}
+    """What is present in ``serialized`` (JSON or YAML text about to be written): the secrets
+    by field, in any of their forms (raw, percent-encoded, base64, JSON-escaped, each named),
+    then the kinds of verified credentials."""
+    text = serialized.decode("utf-8", "replace")
+    pattern = secret_pattern(secrets)
+    found: list[str] = []
+    if pattern is not None and pattern.search_json(text):
+        found = list(dict.fromkeys(pattern.what(m) for m in pattern.json_regex.finditer(text)))
+    kinds = {kind for _s, _e, kind in find_credentials(text)}
     found += [kind for kind in (XBL_AUTH, JWT) if kind in kinds]
     return found
