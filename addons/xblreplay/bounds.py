@@ -41,13 +41,18 @@ class TooDeep(ValueError):
         super().__init__(f"{what} nested too deep to read")
 
 
-def json_loads(data: bytes | str) -> Any:
+def json_loads(data: bytes | str, limit_depth: bool = False) -> Any:
     """``json.loads`` for text from outside: ValueError when it is not JSON, :class:`TooDeep`
-    (a ValueError too) when it nests deeper than the parser can follow."""
+    (a ValueError too) when it nests deeper than the parser can follow or, with
+    ``limit_depth``, deeper than :data:`MAX_JSON_DEPTH` (a walk that does not recurse, for values
+    that are kept: a recorded body, a request body)."""
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except RecursionError:
         raise TooDeep() from None
+    if limit_depth and depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise TooDeep()
+    return value
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .bounds import MAX_JSON_DEPTH, depth, depth_guard, json_loads
 from .request import KNOWN_PARAMS, parse_authorization, query_pairs
 
 REDACTED = "<redacted>"
@@ -136,6 +137,7 @@ def request_secrets(
 # either: a run of them in a secret stands verbatim in every form of it, so it serves as the
 # cheap substring probe that decides whether the regex needs to run at all.
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
+_ALNUM = re.compile(r"[A-Za-z0-9]+")  # what both base64 alphabets share
 _PROBE_MIN = 4  # shortest run worth probing; a secret without one is always searched
 _B64_MIN = 8  # shortest base64 core searched for (a shorter one is too likely by chance)
 
@@ -198,7 +200,6 @@ class SecretPattern:
         self.values = sorted(names, key=len, reverse=True)  # a longer value holding a shorter one wins
         self.names: dict[str, str] = {}  # regex group -> what a match is
         decoded, escaped, probes = [], [], set()
-        self.always = False  # a secret with no probe: the regex always runs
         for i, value in enumerate(self.values):
             name = names[value]
             forms = [(re.escape(value), name), (_percent_form(value), f"{name} (percent-encoded)")]
@@ -211,17 +212,27 @@ class SecretPattern:
                 group = f"s{i}_j{j}"
                 self.names[group] = f"{name} (JSON-escaped)"
                 escaped.append(f"(?P<{group}>{re.escape(form)})")
+        # Probes: a value holding another secret is never present, in any form, without that
+        # one's form (a base64 text of the whole Authorization holds one of its token's three
+        # base64 cores), so only the values that hold no other are probed.
+        self.always = False  # a secret with no probe: the regex always runs
+        for value in self.values:
+            if any(o != value and o in value for o in self.values):
+                continue
             runs = _UNRESERVED.findall(value)
             run = max(runs, key=len) if runs else ""
-            if len(run) >= _PROBE_MIN:
-                probes.add(run)
-            else:
+            if len(run) < _PROBE_MIN:
                 self.always = True
-            probes.update(_base64_forms(value))
+            probes.add(run)
+            for core in _base64_forms(value):  # its longest run that both alphabets share
+                run = max(_ALNUM.findall(core), key=len, default="")
+                self.always = self.always or not run
+                probes.add(run)
         self.regex = re.compile("|".join(decoded))
         self.json_regex = re.compile("|".join(decoded + escaped))
         self.non_ascii = not all(v.isascii() for v in self.values)
         self.json_escaped = any(_JSON_ESCAPED.search(v) for v in self.values)
+        probes.discard("")
         # A probe holding another is never present without it: look for the shortest ones only.
         self._probes = [p for p in probes if not any(o != p and o in p for o in probes)]
 
@@ -239,20 +250,6 @@ class SecretPattern:
     def what(self, match: re.Match[str]) -> str:
         return self.names[match.lastgroup]
 
-    def scrub_json(self, text: str) -> tuple[str, list[str]]:
-        """Serialized JSON with every secret replaced (the replacement is JSON-safe), and what was
-        removed; for lines the proxy writes that may echo a request (the validation log, its
-        event-log lines)."""
-        if not self.search_json(text):
-            return text, []
-        removed: list[str] = []
-
-        def named(m: re.Match[str]) -> str:
-            removed.append(self.what(m))
-            return REDACTED
-
-        return self.json_regex.sub(named, text), removed
-
 
 def secret_pattern(secrets: Mapping[str, str]) -> SecretPattern | None:
     kept = tuple(sorted((k, v) for k, v in secrets.items() if len(v) >= MIN_SECRET_LEN))
@@ -266,24 +263,35 @@ def _pattern(secrets: tuple[tuple[str, str], ...]) -> SecretPattern:
 
 
 def redact_text(value: str, secret_re: SecretPattern | None = None) -> tuple[str, list[str]]:
-    """``value`` with the exchange's secrets and verified credentials replaced, and what was
-    removed (names, in order)."""
+    """``value`` (decoded text: a body's string, a URL part) with every form of the exchange's
+    secrets and every verified credential replaced, and what was removed (names, in order)."""
+    return _scrub(value, secret_re, in_json=False)
+
+
+def scrub_line(text: str, secret_re: SecretPattern | None = None) -> tuple[str, list[str]]:
+    """:func:`redact_text` for a serialized JSON line the proxy writes about a request (a
+    validation-log entry, an event-log line): JSON-escaped forms too, and the replacement keeps
+    the JSON valid. Costs a few substring searches when there is nothing to remove."""
+    return _scrub(text, secret_re, in_json=True)
+
+
+def _scrub(text: str, secret_re: SecretPattern | None, in_json: bool) -> tuple[str, list[str]]:
     removed: list[str] = []
-    if secret_re is not None and secret_re.search(value):
+    if secret_re is not None and (secret_re.search_json(text) if in_json else secret_re.search(text)):
         def named(m: re.Match[str]) -> str:
             removed.append(secret_re.what(m))
             return REDACTED
 
-        value = secret_re.regex.sub(named, value)
-    found = find_credentials(value)
+        text = (secret_re.json_regex if in_json else secret_re.regex).sub(named, text)
+    found = find_credentials(text)
     if found:
         out, at = [], 0
         for start, end, kind in found:
-            out += [value[at:start], REDACTED]
+            out += [text[at:start], REDACTED]
             removed.append(kind)
             at = end
-        value = "".join(out) + value[at:]
-    return value, removed
+        text = "".join(out) + text[at:]
+    return text, removed
 
 
 # A character JSON escapes ('"', a backslash, a control character): a secret holding one may not
@@ -334,10 +342,11 @@ def redact_body(obj: Any, secret_re: SecretPattern | None = None, text: str | No
     """A JSON value with the exchange's secrets and verified credentials replaced inside its
     strings (keys included), and every removal with its JSON pointer. When nothing is removed
     the value itself is returned (``text``: the JSON it was parsed from, if at hand)."""
-    if not needs_redaction(obj, secret_re, text):
-        return obj, []
-    removals: list[Removal] = []
-    return _redact_value(obj, secret_re, "", removals), removals
+    with depth_guard():
+        if not needs_redaction(obj, secret_re, text):
+            return obj, []
+        removals: list[Removal] = []
+        return _redact_value(obj, secret_re, "", removals), removals
 
 
 def _pointer_part(key: str) -> str:
@@ -392,9 +401,13 @@ def recorded_body(body: bytes, content_type: str | None, secret_re: SecretPatter
             text = None
         if parsed is None:
             try:
-                parsed = (json.loads(body),)
+                # A body nested deeper than MAX_JSON_DEPTH is kept as text: every later reader
+                # of the cassette can hold it.
+                parsed = (json_loads(body, limit_depth=True),)
             except ValueError:
                 parsed = None
+        elif depth(parsed[0], MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            parsed = None
     if parsed is not None:
         out.is_json = True
         out.body, out.removals = redact_body(parsed[0], secret_re, text)

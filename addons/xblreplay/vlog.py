@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import Violation
-from .redact import Removal
+from .redact import Removal, SecretPattern, scrub_line
 
 
 def utc_stamp(ts: float | None = None) -> str:
@@ -65,7 +65,11 @@ class ValidationLog:
         reason: str = "",
         time: float | None = None,
         redactions: list[Removal] | None = None,
+        secrets: SecretPattern | None = None,
     ) -> dict[str, Any]:
+        """Appends one entry. Before it is written the line is scrubbed of every form of the
+        exchange's ``secrets`` and of verified credentials (a message may echo what the client
+        sent); what was replaced is named in ``log_redactions``. Returns the entry as written."""
         entry: dict[str, Any] = {
             "time": utc_stamp(time),
             "method": method,
@@ -81,6 +85,11 @@ class ValidationLog:
             entry["reason"] = reason
         if redactions:
             entry["redactions"] = [r.to_dict() for r in redactions]
+        line, scrubbed = scrub_line(json.dumps(entry, ensure_ascii=False, separators=(",", ":")), secrets)
+        if scrubbed:
+            entry = json.loads(line)
+            entry["log_redactions"] = scrubbed
+            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             self.requests += 1
             self.by_status[status if status is not None else 0] += 1
@@ -92,7 +101,7 @@ class ValidationLog:
                 if v.code:
                     self.by_code[v.code] += 1
             if self._fh is not None:
-                self._fh.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+                self._fh.write(line + "\n")
         return entry
 
     def summary(self) -> dict[str, Any]:
