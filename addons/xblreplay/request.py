@@ -9,7 +9,9 @@ patterns all read the request through them, so "the same request" means one thin
   parameter is joined with commas, as the service's binder does: ``titleId=1&titleId=2`` is
   ``titleId=1,2``);
 * :func:`parse_authorization` -- ``XBL3.0 x=<userhash>;<token>`` (scheme case-insensitive, as
-  HTTP authentication schemes are);
+  HTTP authentication schemes are; the credentials are visible ASCII, as HTTP credentials are);
+* :func:`readable` -- client text as it may appear in a log line or an answer (bytes that were
+  not UTF-8 shown as ``\\udcXX`` escapes);
 * :func:`request_key` and :func:`request_language` -- "the same request" for recording and
   replay.
 """
@@ -26,7 +28,9 @@ KNOWN_PARAMS = frozenset(
 )
 CONTRACT_HEADER = "x-xbl-contract-version"
 
-_AUTH = re.compile(r"XBL3\.0 x=([^;\s]+);(\S+)\Z", re.IGNORECASE)
+# Only the scheme is case-insensitive; the userhash and token are visible ASCII (RFC 9110
+# token68/credentials), so a value holding other characters is malformed (R8 401).
+_AUTH = re.compile(r"(?i:XBL3\.0 x)=([!-:<-~]+);([!-~]+)\Z")
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -41,6 +45,12 @@ def split_url(url: str) -> tuple[str, str]:
     if "%" in path:
         path = unquote(path)
     return path, query
+
+
+def readable(text: str) -> str:
+    """``text`` safe to encode as UTF-8: mitmproxy hands over bytes of a request that are not
+    UTF-8 as lone surrogates (``surrogateescape``); they become ``\\udcXX`` escapes."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _decode(text: str) -> str:
@@ -61,10 +71,10 @@ def query_pairs(query: str) -> list[tuple[str, str, str, str]]:
 
 def query_params(query: str) -> dict[str, str]:
     """Query values by name; a repeated parameter is joined with commas."""
-    params: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
     for _piece, name, _raw, value in query_pairs(query):
-        params[name] = params[name] + "," + value if name in params else value
-    return params
+        values.setdefault(name, []).append(value)
+    return {name: ",".join(parts) for name, parts in values.items()}
 
 
 def parse_authorization(value: str | None) -> tuple[str, str] | None:
@@ -87,14 +97,19 @@ def request_key(method: str, url: str, headers: Mapping[str, str]) -> str:
     parts = []
     for name, value in sorted(query_params(query).items()):
         if name.lower() in KNOWN_PARAMS:
-            parts.append(quote(name, safe="") + "=" + quote(value, safe=","))
+            parts.append(_quote(name, "") + "=" + _quote(value, ","))
         else:
-            parts.append(quote(name, safe=""))
-    key = method.upper() + " " + path.lower() + ("?" + "&".join(parts) if parts else "")
+            parts.append(_quote(name, ""))
+    key = readable(method.upper() + " " + path.lower()) + ("?" + "&".join(parts) if parts else "")
     contract = (headers.get(CONTRACT_HEADER) or "").strip()
     if contract:
-        key += " contract=" + quote(contract, safe="")
+        key += " contract=" + _quote(contract, "")
     return key
+
+
+def _quote(text: str, safe: str) -> str:
+    """Percent-encoding of client text; bytes that were not UTF-8 are encoded as they came."""
+    return quote(text, safe=safe, errors="surrogateescape")
 
 
 def request_language(headers: Mapping[str, str]) -> str:

@@ -8,6 +8,15 @@ Authorization format (R8 401) and the Accept-Language preference list (R6).
 
 Checking a request never runs jsonschema (except the POST update body); each parameter is
 compiled once into a small parse function.
+
+A request is matched to a path of the document the way OpenAPI matches: a concrete path wins over
+a templated one (``…/{scid}/update`` before ``…/{scid}/{achievementId}``). A method the matched
+path does not document answers 405 with ``Allow`` (R8, location ``method``).
+
+Hostile input never raises: integers longer than :data:`bounds.MAX_INT_DIGITS` are out of range
+before ``int()`` reads them, a body nested deeper than :data:`bounds.MAX_JSON_DEPTH` is refused
+whole, a request target holding bytes that are not UTF-8 is malformed, and client text reaches a
+violation only in a form that encodes as UTF-8 (:func:`request.readable`).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +32,8 @@ from typing import Any, Callable
 import yaml
 from jsonschema import Draft202012Validator
 
-from .request import parse_authorization, query_params, request_key, request_language, split_url
+from .bounds import MAX_JSON_DEPTH, TooDeep, depth, depth_guard, int_text_ok, json_loads
+from .request import parse_authorization, query_params, readable, request_key, request_language, split_url
 from .model import (
     EP_DETAIL,
     EP_HISTORY,
@@ -68,6 +79,7 @@ _FIELDS = {
 _TOKEN = "continuationToken"
 _CONTRACT_HEADER = "x-xbl-contract-version"
 _CONTRACTS_KEY = "x-xblreplay-contracts"
+_BODY_PATH_KEY = "x-xblreplay-path-fields"  # requestBody: body field -> path parameter it repeats
 _SCHEMA_REF = "#/components/schemas/"
 
 _INT = re.compile(r"-?[0-9]+\Z")
@@ -90,6 +102,20 @@ def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 40 else raw[:40] + "...")
 
 
+def _name(raw: str) -> str:
+    """A client-chosen name (a query parameter, a method) as a violation names it: readable and
+    no longer than a value is shown."""
+    return readable(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+@dataclass(slots=True)
+class MethodCheck(RequestCheck):
+    """The check of a request whose method its path does not document (R8 405): ``allow`` is the
+    methods the path does document, for the ``Allow`` header."""
+
+    allow: tuple[str, ...] = ()
+
+
 def _scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
     """One value of a parameter, per its schema (type, minimum/maximum, enum, pattern)."""
     kind = schema.get("type", "string")
@@ -100,6 +126,8 @@ def _scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
         def parse_int(raw: str) -> int:
             if not _INT.match(raw):
                 raise _Invalid("invalid-integer", f"{name} {_shown(raw)} is not an integer")
+            if not int_text_ok(raw):  # longer than any integer of the contract: not read at all
+                raise _Invalid("out-of-range", f"{name} {_shown(raw)} is outside {span}")
             value = int(raw)
             if (low is not None and value < low) or (high is not None and value > high):
                 raise _Invalid("out-of-range", f"{name} {value} is outside {span}")
@@ -112,10 +140,15 @@ def _scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
         return _case_insensitive(name, {str(v).lower(): v for v in schema["enum"]}, "invalid-enum",
                                  "one of " + ", ".join(schema["enum"]))
     if "pattern" in schema:
-        match = re.compile(schema["pattern"]).match
+        pattern = schema["pattern"]
+        match = re.compile(pattern).match
+        # ECMA-262 (JSON Schema) `$` is the end of the text; Python's also matches before a final
+        # newline, which a URL can carry (%0A).
+        to_end = pattern.endswith("$") and not pattern.endswith("\\$")
 
         def parse_pattern(raw: str) -> str:
-            if not match(raw):
+            found = match(raw)
+            if not found or (to_end and found.end() != len(raw)):
                 raise _Invalid("invalid-format", f"{name} {_shown(raw)} is malformed")
             return raw
 
@@ -149,11 +182,15 @@ def _param_parser(param: dict[str, Any]) -> Callable[[str], Any]:
 
 
 def _token_parser(param: dict[str, Any], offset_schema: dict[str, Any]) -> Callable[[str], int]:
-    """R5: a token of the documented pattern whose offset obeys the range of skipItems."""
+    """R5: a token of the documented pattern whose offset obeys the range of skipItems (the
+    pattern says so too; an offset of digits out of that range is named as such)."""
     form = _scalar_parser(_TOKEN, param.get("schema", {}))
     offset = _scalar_parser(_TOKEN + " offset", offset_schema)
 
     def parse_token(raw: str) -> int:
+        digits = raw.partition(",")[0]
+        if digits.isascii() and digits.isdigit():
+            offset(digits)  # out of range: said before "malformed"
         return offset(form(raw).partition(",")[0])
 
     return parse_token
@@ -227,17 +264,31 @@ def _pointer(path: Any) -> str:
 class _Operation:
     """One compiled (method, path) of the document."""
 
-    __slots__ = ("endpoint", "regex", "path", "query", "body")
+    __slots__ = ("endpoint", "regex", "path", "query", "body", "body_fields")
 
     def __init__(self, endpoint: str, regex: re.Pattern[str],
                  path: list[tuple[str, str, Callable[[str], Any]]],
                  query: dict[str, tuple[str, Callable[[str], Any]]],
-                 body: Draft202012Validator | None) -> None:
+                 body: Draft202012Validator | None,
+                 body_fields: dict[str, str] | None = None) -> None:
         self.endpoint = endpoint
         self.regex = regex
         self.path = path  # (name, path_params key, parse)
         self.query = query  # name -> (AchievementsQuery field, parse)
         self.body = body
+        self.body_fields = body_fields or {}  # body field -> path parameter it must repeat
+
+
+class _Path:
+    """One path of the document: its template, regex and operations by method."""
+
+    __slots__ = ("template", "regex", "operations", "allow")
+
+    def __init__(self, template: str, regex: re.Pattern[str]) -> None:
+        self.template = template
+        self.regex = regex
+        self.operations: dict[str, _Operation] = {}
+        self.allow: tuple[str, ...] = ()
 
 
 class Validator:
@@ -249,11 +300,13 @@ class Validator:
         self._schemas = {
             name: self._schema_validator(name, components) for name in components.get("schemas", {})
         }
-        self._operations: dict[str, list[_Operation]] = {}
+        self._paths: list[_Path] = []
         contracts: dict[str, Any] = {}
         self._contract_default: str | None = None
         for template, item in document["paths"].items():
             regex = _path_regex(template)
+            entry = _Path(template, regex)
+            self._paths.append(entry)
             for method, op in item.items():
                 if not isinstance(op, dict) or "operationId" not in op:
                     continue
@@ -270,13 +323,17 @@ class Validator:
                         contracts = p.get(_CONTRACTS_KEY, contracts)
                         self._contract_default = p.get("schema", {}).get("default")
                 body = None
-                ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+                request_body = self._resolve(op.get("requestBody", {}))
+                ref = request_body.get("content", {}).get("application/json", {}).get("schema")
                 if ref:
                     body = self._schemas[ref["$ref"].rsplit("/", 1)[1]]
                 endpoint = _ENDPOINTS.get(op["operationId"], EP_OTHER)
-                self._operations.setdefault(method.upper(), []).append(
-                    _Operation(endpoint, regex, path, query, body))
-        listing = next((o for ops in self._operations.values() for o in ops if o.endpoint == EP_LIST), None)
+                entry.operations[method.upper()] = _Operation(
+                    endpoint, regex, path, query, body, request_body.get(_BODY_PATH_KEY))
+            entry.allow = tuple(entry.operations)
+        # OpenAPI path matching: a concrete path before a templated one (fewer parameters first).
+        self._paths.sort(key=lambda p: p.template.count("{"))
+        listing = next((o for p in self._paths for o in p.operations.values() if o.endpoint == EP_LIST), None)
         self._user_parsers = None
         if listing is not None and "titleId" in listing.query:
             xuid = next((parse for name, _, parse in listing.path if name == "xuid"), None)
@@ -316,12 +373,18 @@ class Validator:
         return self._schemas[name]
 
     # ------------------------------------------------------------------ requests
-    def _operation(self, method: str, path: str) -> tuple[_Operation | None, re.Match[str] | None]:
-        for candidate in self._operations.get(method.upper(), ()):
+    def _match(self, path: str) -> tuple[_Path | None, re.Match[str] | None]:
+        """The document's path a request path falls under (the most concrete one)."""
+        for candidate in self._paths:
             match = candidate.regex.match(path)
             if match:
                 return candidate, match
         return None, None
+
+    def _operation(self, method: str, path: str) -> tuple[_Operation | None, re.Match[str] | None]:
+        entry, match = self._match(path)
+        op = entry.operations.get(method.upper()) if entry is not None else None
+        return (op, match) if op is not None else (None, None)
 
     def endpoint(self, method: str, path: str) -> str:
         """The endpoint name (model.EP_*) of a request path."""
@@ -339,7 +402,6 @@ class Validator:
     def _check_request(self, method: str, url: str, headers: dict[str, str],
                        body: bytes | None) -> RequestCheck:
         path, query_string = split_url(url)
-        op, match = self._operation(method, path)
         violations: list[Violation] = []
         auth = headers.get("authorization")
         credentials = parse_authorization(auth)
@@ -349,8 +411,26 @@ class Validator:
                 "Authorization is missing" if not auth
                 else "Authorization is not of the form XBL3.0 x=<userhash>;<token>",
                 "missing-authorization" if not auth else "malformed-authorization"))
+        for where, text in (("path", path), ("query", query_string)):
+            if not text.isascii() and not _utf8(text):
+                # mitmproxy hands over bytes that are not UTF-8 as lone surrogates: unreadable.
+                return self._finish(self._other(path, "", violations + [Violation(
+                    "R8", where, "", ERROR, f"the request {where} is not valid UTF-8", "invalid-encoding")]))
+        entry, match = self._match(path)
+        op = entry.operations.get(method.upper()) if entry is not None else None
         if op is None:
-            return self._finish(self._other(path, query_string, violations))
+            check = self._other(path, query_string, violations)
+            if entry is None:
+                return self._finish(check)
+            # A path of the contract asked with a method it does not document (R8 405).
+            check = MethodCheck(check.endpoint, violations, path_params=check.path_params,
+                                title_ids=check.title_ids, bad_title_ids=check.bad_title_ids,
+                                allow=entry.allow)
+            violations.append(Violation(
+                "R8", "method", _name(method), ERROR,
+                f"{_name(method)} is not a method of {entry.template}; allowed: {', '.join(entry.allow)}",
+                "method-not-allowed"))
+            return self._finish(check)
 
         path_params: dict[str, Any] = {}
         for name, key, parse in op.path:
@@ -361,12 +441,15 @@ class Validator:
 
         fields: dict[str, Any] = {}
         params = query_params(query_string) if query_string else {}
+        unknown = 0
         for name, raw in params.items():
             spec = op.query.get(name)
             if spec is None:
-                violations.append(Violation(
-                    "contract", "query", name, WARNING,
-                    f"{name} is not a parameter of this endpoint and is ignored", "unknown-parameter"))
+                unknown += 1
+                if unknown <= MAX_RESPONSE_VIOLATIONS:
+                    violations.append(Violation(
+                        "contract", "query", _name(name), WARNING,
+                        f"{_name(name)} is not a parameter of this endpoint and is ignored", "unknown-parameter"))
                 continue
             try:
                 fields[spec[0]] = spec[1](raw)
@@ -384,11 +467,16 @@ class Validator:
                 "R3", "query", "possibleOnly", WARNING,
                 "possibleOnly and unlockedOnly are both true; possibleOnly wins",
                 "conflicting-filters"))
+        if unknown > MAX_RESPONSE_VIOLATIONS:
+            violations.append(Violation(
+                "contract", "query", "", WARNING,
+                f"{unknown - MAX_RESPONSE_VIOLATIONS} more parameters are not parameters of this "
+                "endpoint and are ignored", "unknown-parameter"))
         if "types" in fields:
             fields["types"] = frozenset(fields["types"])
 
         if op.body is not None:
-            violations += self._check_body(op.body, body)
+            violations += self._check_body(op, body, path_params)
 
         check = RequestCheck(op.endpoint, violations, path_params=path_params,
                              title_ids=fields.get("title_ids"),
@@ -431,13 +519,10 @@ class Validator:
 
     @staticmethod
     def _finish(check: RequestCheck) -> RequestCheck:
-        """401 wins over 400: the service validates the token before routing (spec §1.3)."""
-        for v in check.violations:
-            if v.severity == ERROR:
-                if v.location == "header":
-                    check.status = 401
-                    break
-                check.status = 400
+        """401 wins over 405 and 400: the service validates the token before routing (spec §1.3);
+        405 (routing found the path, not the method) wins over 400."""
+        found = {_STATUS_OF.get(v.location, 400) for v in check.violations if v.severity == ERROR}
+        check.status = max(found, key=_PRECEDENCE.index) if found else None
         return check
 
     def _locale_list(self, value: str) -> tuple[str, ...]:
@@ -449,17 +534,50 @@ class Validator:
         return locales
 
     @staticmethod
-    def _check_body(schema: Draft202012Validator, body: bytes | None) -> list[Violation]:
+    def _check_body(op: _Operation, body: bytes | None, path_params: dict[str, Any]) -> list[Violation]:
+        """The JSON body against its schema, then the fields that repeat a path parameter
+        (``x-xblreplay-path-fields``), each equal to the path's value."""
         if not body:
             return [Violation("R8", "body", "", ERROR, "the request body is missing", "missing-body")]
+        too_deep = Violation("R8", "body", "", ERROR,
+                             f"the request body nests deeper than {MAX_JSON_DEPTH} levels", "too-deep")
         try:
-            doc = json.loads(body)
+            doc = json_loads(body)
+        except TooDeep:
+            return [too_deep]
         except ValueError:
             return [Violation("R8", "body", "", ERROR, "the request body is not JSON", "invalid-json")]
-        return [
-            Violation("R8", "body", _pointer(e.absolute_path), ERROR, e.message[:200], "invalid-body")
-            for e in islice(schema.iter_errors(doc), MAX_RESPONSE_VIOLATIONS)
-        ]
+        if depth(doc, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            return [too_deep]
+        try:
+            with depth_guard():
+                found = [
+                    Violation("R8", "body", readable(_pointer(e.absolute_path)), ERROR,
+                              readable(e.message[:200]), "invalid-body")
+                    for e in islice(op.body.iter_errors(doc), MAX_RESPONSE_VIOLATIONS)
+                ]
+        except TooDeep:
+            return [too_deep]
+        if found or not isinstance(doc, dict):
+            return found
+        for field, param in op.body_fields.items():
+            parse = next((p for name, _, p in op.path if name == param), None)
+            key = _FIELDS.get(param, param)
+            if parse is None or key not in path_params or not isinstance(doc.get(field), str):
+                continue
+            try:
+                value = parse(doc[field])
+            except _Invalid:
+                value = None
+            expected = path_params[key]
+            same = value == expected or (isinstance(value, str) and isinstance(expected, str)
+                                         and value.lower() == expected.lower())
+            if not same:
+                found.append(Violation(
+                    "R8", "body", "/" + field, ERROR,
+                    f"{field} {_shown(readable(doc[field]))} is not the {param} of the path {expected}",
+                    "path-mismatch"))
+        return found
 
     # ------------------------------------------------------------------ responses
     def _response_parts(self, name: str) -> tuple[Draft202012Validator, Draft202012Validator]:
@@ -518,25 +636,41 @@ class Validator:
         return found
 
 
+def _utf8(text: str) -> bool:
+    """Whether client text decoded by mitmproxy (``surrogateescape``) was valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# Where an error was found -> the R8 status it makes; the strongest status wins (_PRECEDENCE).
+_STATUS_OF = {"header": 401, "method": 405}
+_PRECEDENCE = (400, 405, 401)
+
+
 def error_answer(check: RequestCheck) -> Answer:
     """The R8 answer of an invalid request.
 
     401: empty body and ``WWW-Authenticate: Token realm="xboxlive.com", error="token_required"``
-    (as observed). 400: a ServiceErrorResponse ``{"errorCode": 4000, "errorMessage": ...}``;
+    (as observed). 400 and 405: a ServiceErrorResponse ``{"errorCode": 4000, "errorMessage": ...}``;
     4000 is the generic client-error code of the Xbox Live service error list, and the message
-    is the first error in API terms. Every answer carries ``X-Xblreplay-Violations`` with all
-    errors as compact JSON.
+    is the first error in API terms; 405 also carries ``Allow`` (RFC 9110), the methods the path
+    documents. Every answer carries ``X-Xblreplay-Violations`` with all errors as compact JSON.
     """
     errors = check.errors
     status = check.status or 400
-    deciding = next((v for v in errors if (v.location == "header") == (status == 401)), None)
+    deciding = next((v for v in errors if _STATUS_OF.get(v.location, 400) == status), None)
     headers = [("X-Xblreplay-Violations", violations_header(errors))]
     if status == 401:
         headers.append(("WWW-Authenticate", _WWW_AUTHENTICATE))
         body = None
     else:
+        if status == 405:
+            headers.append(("Allow", ", ".join(getattr(check, "allow", ()))))
         headers.append(("Content-Type", "application/json; charset=utf-8"))
-        message = deciding.message if deciding else "the request is invalid"
+        message = readable(deciding.message) if deciding else "the request is invalid"
         body = {"errorCode": _BAD_REQUEST_CODE, "errorMessage": message}
     what = f"{deciding.rule} {status}: {deciding.message}" if deciding else f"R8 {status}"
     return Answer(status=status, body=body, headers=headers, violations=errors,
