@@ -27,7 +27,7 @@ from .model import EP_DETAIL, EP_LIST, HOST, Answer, RequestCheck, Violation, vi
 from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
 from .patterns import CallPatterns
 from .recorder import RecorderProcess, body_removals, recorded_interaction
-from .redact import Removal, redact_url
+from .redact import Removal, redact_url, request_secrets, secret_pattern
 from .replay import Replayer
 from .throttle import Throttle, load_limits
 from .validator import Validator, error_answer
@@ -420,16 +420,18 @@ class Achievements:
                 status or 0, float(retry_after) if retry_after and retry_after.isdigit() else None,
             )
         latency_ms = (time.monotonic() - state.started) * 1000
+        # Both lines are written from the entry the log scrubbed of the exchange's secrets.
+        secrets = secret_pattern(request_secrets(state.url, state.headers))
         entry = self.log.write(
-            method=flow.request.method, url=redact_url(state.url), mode=self.mode,
+            method=flow.request.method, url=redact_url(state.url, secrets), mode=self.mode,
             endpoint=state.check.endpoint, status=status, source=source, latency_ms=latency_ms,
             violations=violations, reason=state.answer.reason if state.answer else "",
-            redactions=state.redactions,
+            redactions=state.redactions, secrets=secrets,
         )
         if violations:
             level = logging.WARNING if any(v.severity == "error" for v in violations) else logging.INFO
             logger.log(level, "xblreplay %s %s -> %s: %s", entry["method"], entry["url"], status,
-                       "; ".join(f"{v.rule} {v.name}: {v.message}" for v in violations))
+                       "; ".join(f"{v['rule']} {v['name']}: {v['message']}" for v in entry["violations"]))
 
     def done(self) -> None:
         self._close_recorder()

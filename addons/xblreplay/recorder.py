@@ -102,7 +102,7 @@ def recorded_interaction(
         "recorded_at": _timestamp(recorded_at),
         "request": {
             "method": method.upper(),
-            "url": redact.redact_url(url),
+            "url": redact.redact_url(url, redact.secret_pattern(secrets)),
             "headers": redact.redact_request_headers(request_headers),
         },
         "response": response,
@@ -260,7 +260,7 @@ class Recorder(_Reports):
                 interaction, secrets, line = build_interaction(*item)
                 findings = redact.leak_scan(line.encode("utf-8"), secrets)
                 if findings:
-                    raise redact.LeakError(f"{path} ({method} {urlsplit(url).path})", findings)
+                    raise redact.LeakError(f"{path} ({method} {urlsplit(redact.redact_url(url, redact.secret_pattern(secrets))).path})", findings)
             except Exception as exc:
                 self._report(exc)
                 continue
