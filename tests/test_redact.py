@@ -252,3 +252,64 @@ def test_fast_redaction_check_agrees_with_the_full_walk(body, secret):
     for text in (json.dumps(body), json.dumps(body, ensure_ascii=False), json.dumps(body).replace("/", "\\/")):
         assert redact.redact_body(body, pattern, text) == (expected, walked)
         assert redact.removals_in(text.encode(), "application/json", pattern) == walked
+
+
+# ---------------------------------------------------------------- every form of a secret
+
+def _written_forms(secret: str) -> dict[str, str]:
+    """The forms a secret can take in written text, computed with the standard library."""
+    from urllib.parse import quote, quote_plus
+
+    out = {"raw": secret, "percent": quote(secret, safe=""), "form": quote_plus(secret, safe=""),
+           "percent, lower-case": "".join(c if c.isalnum() else quote(c, safe="").lower() for c in secret),
+           "percent, partly": secret.replace("/", "%2F")}
+    for offset in range(3):
+        encoded = base64.b64encode(b"\x07" * offset + secret.encode() + b"\x07\x07").decode()
+        core = encoded[-(-8 * offset // 6):8 * (offset + len(secret)) // 6]
+        out[f"base64 {offset}"] = core
+        out[f"base64url {offset}"] = core.replace("+", "-").replace("/", "_")
+    return out
+
+
+@given(secret=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_.~ %",
+                      min_size=8, max_size=40).filter(lambda s: sum(c.isalnum() for c in s) >= 6),
+       prefix=st.sampled_from(["", "x", "ab", "abc"]))
+@settings(max_examples=200, deadline=None)
+def test_the_leak_scan_finds_every_form_of_a_secret_and_scrubbing_removes_it(secret, prefix):
+    name = "authorization token"
+    pattern = redact.secret_pattern({name: secret})
+    for form_name, form in _written_forms(secret).items():
+        line = json.dumps({"url": f"https://h/p?zq={prefix}{form}&b=1", "note": f"{prefix}{form} end"})
+        found = redact.leak_scan(line.encode(), {name: secret})
+        assert found and all(f.startswith(name) for f in found), form_name
+        scrubbed, removed = redact.scrub_line(line, pattern)
+        assert removed and form not in scrubbed, form_name
+        json.loads(scrubbed)  # still one valid JSON line
+        assert redact.leak_scan(scrubbed.encode(), {name: secret}) == []
+    # JSON-escaped, as a serializer that escapes the solidus writes it.
+    escaped = json.dumps({"v": secret}).replace("/", "\\/")
+    assert redact.leak_scan(escaped.encode(), {name: secret})
+
+
+def test_body_strings_lose_percent_and_base64_forms_and_each_removal_is_named():
+    secret = "Zk9+a/b=QWxpY2UtMTIzNDU2Nzg"
+    pattern = redact.secret_pattern(redact.request_secrets(BASE, {"authorization": f"XBL3.0 x=99887766554433;{secret}"}))
+    from urllib.parse import quote
+    body = {"a": "cb?t=" + quote(secret, safe=""), "b": base64.b64encode(b"k=" + secret.encode()).decode(),
+            "c": "First Steps", "d": "https://images-eds-ssl.xboxlive.com/image?url=abc%2Bdef"}
+    redacted, removals = redact.redact_body(body, pattern)
+    assert redacted["a"] == "cb?t=<redacted>" and redacted["c"] == "First Steps" and redacted["d"] == body["d"]
+    assert secret not in json.dumps(redacted) and not redact.leak_scan(json.dumps(redacted).encode(),
+                                                                         {"t": secret})
+    assert [(r.path, r.what) for r in removals] == [("/a", "authorization token (percent-encoded)"),
+                                                   ("/b", "authorization token (base64)")]
+
+
+def test_a_url_keeps_the_contract_and_loses_every_form_of_a_secret():
+    secret = "Zk9+a/b=QWxpY2UtMTIzNDU2Nzg"
+    pattern = redact.secret_pattern({"authorization token": secret})
+    from urllib.parse import quote
+    url = f"{BASE}?titleId=1&maxItems={quote(secret, safe='')}&zq=7"
+    assert redact.redact_url(url, pattern) == f"{BASE}?titleId=1&maxItems=<redacted>&zq=<redacted>"
+    in_path = f"https://achievements.xboxlive.com/users/xuid({quote(secret, safe='')})/achievements"
+    assert secret not in redact.redact_url(in_path, pattern) and "<redacted>" in redact.redact_url(in_path, pattern)
