@@ -109,7 +109,10 @@ def request_key(method: str, url: str, headers: Mapping[str, str]) -> str:
 
 def _quote(text: str, safe: str) -> str:
     """Percent-encoding of client text; bytes that were not UTF-8 are encoded as they came."""
-    return quote(text, safe=safe, errors="surrogateescape")
+    try:
+        return quote(text, safe=safe, errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no byte stood for
+        return quote(readable(text), safe=safe)
 
 
 def request_language(headers: Mapping[str, str]) -> str:

@@ -83,6 +83,7 @@ _BODY_PATH_KEY = "x-xblreplay-path-fields"  # requestBody: body field -> path pa
 _SCHEMA_REF = "#/components/schemas/"
 
 _INT = re.compile(r"-?[0-9]+\Z")
+_METHOD = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+\Z")  # an RFC 9110 token
 _LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
 _USER_PATH = re.compile(r"/users/xuid\(([^)/]*)\)(?:/|\Z)", re.IGNORECASE)
 _WWW_AUTHENTICATE = 'Token realm="xboxlive.com", error="token_required"'
@@ -111,9 +112,10 @@ def _name(raw: str) -> str:
 @dataclass(slots=True)
 class MethodCheck(RequestCheck):
     """The check of a request whose method its path does not document (R8 405): ``allow`` is the
-    methods the path does document, for the ``Allow`` header."""
+    methods the path does document, for the ``Allow`` header; ``method`` the one asked."""
 
     allow: tuple[str, ...] = ()
+    method: str = ""
 
 
 def _scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
@@ -411,6 +413,10 @@ class Validator:
                 "Authorization is missing" if not auth
                 else "Authorization is not of the form XBL3.0 x=<userhash>;<token>",
                 "missing-authorization" if not auth else "malformed-authorization"))
+        if not _METHOD.match(method):
+            return self._finish(self._other(path, "", violations + [Violation(
+                "R8", "method", _name(method), ERROR, f"the method {_shown(method)} is not an HTTP token",
+                "invalid-method")]))
         for where, text in (("path", path), ("query", query_string)):
             if not text.isascii() and not _utf8(text):
                 # mitmproxy hands over bytes that are not UTF-8 as lone surrogates: unreadable.
@@ -425,7 +431,7 @@ class Validator:
             # A path of the contract asked with a method it does not document (R8 405).
             check = MethodCheck(check.endpoint, violations, path_params=check.path_params,
                                 title_ids=check.title_ids, bad_title_ids=check.bad_title_ids,
-                                allow=entry.allow)
+                                allow=entry.allow, method=method.upper())
             violations.append(Violation(
                 "R8", "method", _name(method), ERROR,
                 f"{_name(method)} is not a method of {entry.template}; allowed: {', '.join(entry.allow)}",
@@ -521,7 +527,7 @@ class Validator:
     def _finish(check: RequestCheck) -> RequestCheck:
         """401 wins over 405 and 400: the service validates the token before routing (spec §1.3);
         405 (routing found the path, not the method) wins over 400."""
-        found = {_STATUS_OF.get(v.location, 400) for v in check.violations if v.severity == ERROR}
+        found = {_status(v) for v in check.violations if v.severity == ERROR}
         check.status = max(found, key=_PRECEDENCE.index) if found else None
         return check
 
@@ -645,9 +651,13 @@ def _utf8(text: str) -> bool:
     return True
 
 
-# Where an error was found -> the R8 status it makes; the strongest status wins (_PRECEDENCE).
-_STATUS_OF = {"header": 401, "method": 405}
+# The R8 status of an error: 401 for the Authorization header, 405 for a method the path does
+# not document, else 400; the strongest status of a request's errors wins (_PRECEDENCE).
 _PRECEDENCE = (400, 405, 401)
+
+
+def _status(v: Violation) -> int:
+    return 401 if v.location == "header" else 405 if v.code == "method-not-allowed" else 400
 
 
 def error_answer(check: RequestCheck) -> Answer:
@@ -658,10 +668,11 @@ def error_answer(check: RequestCheck) -> Answer:
     4000 is the generic client-error code of the Xbox Live service error list, and the message
     is the first error in API terms; 405 also carries ``Allow`` (RFC 9110), the methods the path
     documents. Every answer carries ``X-Xblreplay-Violations`` with all errors as compact JSON.
+    An answer to HEAD has no body (RFC 9110 §9.3.2).
     """
     errors = check.errors
     status = check.status or 400
-    deciding = next((v for v in errors if _STATUS_OF.get(v.location, 400) == status), None)
+    deciding = next((v for v in errors if _status(v) == status), None)
     headers = [("X-Xblreplay-Violations", violations_header(errors))]
     if status == 401:
         headers.append(("WWW-Authenticate", _WWW_AUTHENTICATE))
@@ -672,6 +683,8 @@ def error_answer(check: RequestCheck) -> Answer:
         headers.append(("Content-Type", "application/json; charset=utf-8"))
         message = readable(deciding.message) if deciding else "the request is invalid"
         body = {"errorCode": _BAD_REQUEST_CODE, "errorMessage": message}
+        if getattr(check, "method", "") == "HEAD":
+            body = None
     what = f"{deciding.rule} {status}: {deciding.message}" if deciding else f"R8 {status}"
     return Answer(status=status, body=body, headers=headers, violations=errors,
                   source="error", reason=what)
