@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from . import DEFAULT_RULES_DIR
+from . import DEFAULT_RULES_DIR, bounds
 from .model import closest
 
 MODES = ("validate", "record", "replay", "replay-or-record")
@@ -94,6 +94,12 @@ OPTIONS: tuple[Option, ...] = (
            "Seed for the fault profile's randomness. Unset: the profile's own seed."),
     Option("achievements_check_responses", bool, True,
            "R7: check every 200 achievements body (recorded or synthesised) against the schema."),
+    Option("achievements_max_body", int, bounds.MAX_BODY_BYTES,
+           "Largest response body, in bytes after Content-Encoding decoding, that is read: parsed, "
+           "checked and recorded. A larger one (or one that cannot be decoded) is forwarded to the "
+           "client untouched and logged as not recorded; mitmproxy's stream_large_bodies is held at "
+           "this value, so a larger body is streamed, never held in memory.",
+           metavar="BYTES"),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 NAMES: frozenset[str] = frozenset(BY_NAME)
@@ -199,6 +205,7 @@ class Settings:
     faults: str | None
     seed: int | None
     check_responses: bool
+    max_body: int = bounds.MAX_BODY_BYTES
 
     @property
     def records(self) -> bool:
@@ -237,6 +244,10 @@ def settings(values: Mapping[str, Any]) -> Settings:
         if not values[name]:
             raise ConfigError(f"{name} must not be empty")
     upstream = parse_upstream(values["achievements_upstream"])
+    max_body = values["achievements_max_body"]
+    if max_body <= 0:
+        raise ConfigError(f"achievements_max_body={max_body} is not a size: give a number of bytes above 0 "
+                          f"(default {bounds.MAX_BODY_BYTES})")
     try:
         now = parse_now(values["achievements_now"])
     except ValueError:
@@ -248,7 +259,7 @@ def settings(values: Mapping[str, Any]) -> Settings:
         rules=Path(values["achievements_rules"]), now=now,
         strict_coverage=values["achievements_strict_coverage"], throttle=values["achievements_throttle"],
         faults=values["achievements_faults"] or None, seed=values["achievements_seed"],
-        check_responses=values["achievements_check_responses"],
+        check_responses=values["achievements_check_responses"], max_body=max_body,
     )
 
 

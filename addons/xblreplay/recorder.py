@@ -9,30 +9,37 @@ paths, ``<dir>/recorded/other.yaml`` for anything else. Within a file interactio
 :func:`request.request_key` ("the same request", as replay matches it) and sorted; re-recording a
 key replaces it, but an
 identical exchange (ignoring latency) keeps the stored entry, so the file stays byte-identical.
+
+Bodies reach the recorder decoded by :func:`decode_body`: from their Content-Encoding, and never
+past a bound (``achievements_max_body``); a body that cannot be read within it is not recorded.
 """
 
 from __future__ import annotations
 
 import collections
 import hashlib
+import logging
 import os
 import pickle
 import queue
 import subprocess
 import sys
+import signal
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import DEFAULT_RULES_DIR, cassette, redact
+from . import DEFAULT_RULES_DIR, bounds, cassette, redact
 from .model import RequestCheck
 from .request import parse_authorization, request_key, request_language
 from .validator import Validator
 
 _STOP = object()
+logger = logging.getLogger("xblreplay")
 COALESCE_S = 0.1  # how long the writer waits to gather a batch (the most a crash can lose)
 MAX_NAME = 120  # longest title-list file name; longer lists are named by their hash
 
@@ -50,6 +57,167 @@ def cassette_path(cassette_dir: Path, check: RequestCheck) -> Path:
     if len(name) > MAX_NAME:
         name = f"titles-{len(set(check.title_ids))}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
     return cassette_dir / "recorded" / str(xuid) / (name + ".yaml")
+
+
+# --------------------------------------------------------------------------------------------
+# Response bodies as the recorder takes them: decoded from their Content-Encoding, never past a
+# bound. mitmproxy's own decoding (``get_content``) has no bound: a 1 MB gzip body can be 1 GiB.
+
+TOO_LARGE = "body-too-large"
+UNDECODABLE = "body-undecodable"
+UNKNOWN_ENCODING = "unknown-encoding"
+_OUT_STEP = 1 << 20  # zlib: output per decoding step
+# brotli's and zstd's Python decoders cannot cap their output, so they are fed a few input bytes
+# at a time: 16 bytes of brotli hold at most a few of its (at most 16 MiB) meta-blocks, 64 bytes
+# of zstd at most 16 of its (at most 128 KiB) blocks. What a step can decode past the bound is
+# the most memory a hostile body costs above it.
+_BROTLI_STEP = 16
+_ZSTD_STEP = 64
+_ZSTD_MIN_WINDOW = 8 << 20  # what HTTP's zstd coding allows (RFC 9659); larger only up to the bound
+
+
+class UnreadableBody(ValueError):
+    """A body the proxy does not read: over the bound, not decodable, or in an encoding it does
+    not know. ``code`` is the validation log's violation code; str() says why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _Over(Exception):
+    pass
+
+
+class _Bad(Exception):
+    pass
+
+
+def _gather(limit: int):
+    """A sink for decoded pieces that raises _Over once more than ``limit`` bytes arrived."""
+    pieces: list[bytes] = []
+    size = 0
+
+    def add(piece: bytes) -> None:
+        nonlocal size
+        size += len(piece)
+        if size > limit:
+            pieces.clear()
+            raise _Over()
+        if piece:
+            pieces.append(piece)
+
+    return pieces, add
+
+
+def _zlib(raw: bytes, limit: int, wbits: int, name: str) -> bytes:
+    pieces, add = _gather(limit)
+    data = raw
+    while True:
+        d = zlib.decompressobj(wbits)
+        while not d.eof:
+            try:
+                piece = d.decompress(data, _OUT_STEP)
+            except zlib.error as exc:
+                raise _Bad(f"{name} data is corrupt ({exc})") from None
+            add(piece)
+            data = d.unconsumed_tail
+            if not piece and not data:
+                raise _Bad(f"{name} data ends before its end of stream (truncated)")
+        data = d.unused_data
+        if name == "gzip" and data[:2] == b"\x1f\x8b":
+            continue  # another gzip member
+        if data.strip(b"\0"):
+            raise _Bad(f"{len(data)} bytes follow the end of the {name} stream")
+        return b"".join(pieces)
+
+
+def _gzip(raw: bytes, limit: int) -> bytes:
+    return _zlib(raw, limit, 16 + zlib.MAX_WBITS, "gzip")
+
+
+def _deflate(raw: bytes, limit: int) -> bytes:
+    # "deflate" is zlib-wrapped by the standard, raw deflate from some servers (as mitmproxy reads it).
+    wrapped = len(raw) >= 2 and raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
+    return _zlib(raw, limit, zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS, "deflate")
+
+
+def _brotli(raw: bytes, limit: int) -> bytes:
+    import brotli  # mitmproxy's dependency
+
+    pieces, add = _gather(limit)
+    d = brotli.Decompressor()
+    view = memoryview(raw)
+    try:
+        for i in range(0, len(raw), _BROTLI_STEP):
+            add(d.process(bytes(view[i:i + _BROTLI_STEP])))
+    except brotli.error as exc:
+        raise _Bad(f"br data is corrupt ({exc})") from None
+    if not d.is_finished():
+        raise _Bad("br data ends before its end of stream (truncated)")
+    return b"".join(pieces)
+
+
+def _zstd(raw: bytes, limit: int) -> bytes:
+    import zstandard  # mitmproxy's dependency
+
+    pieces, add = _gather(limit)
+    window = min(max(_ZSTD_MIN_WINDOW, 1 << (limit - 1).bit_length()), 1 << 31)
+    dctx = zstandard.ZstdDecompressor(max_window_size=window)
+    data = raw
+    try:
+        while data:
+            try:
+                declared = zstandard.frame_content_size(data)
+            except zstandard.ZstdError:
+                declared = -1  # not a frame header: the decoder says what is wrong
+            if declared > limit:
+                raise _Over()
+            d = dctx.decompressobj()
+            view = memoryview(data)
+            for i in range(0, len(data), _ZSTD_STEP):
+                add(d.decompress(bytes(view[i:i + _ZSTD_STEP])))
+                if d.eof:
+                    break
+            if not d.eof:
+                raise _Bad("zstd data ends before its end of frame (truncated)")
+            data = d.unused_data + bytes(view[i + _ZSTD_STEP:])
+    except zstandard.ZstdError as exc:
+        raise _Bad(f"zstd data cannot be decoded ({exc})") from None
+    return b"".join(pieces)
+
+
+_DECODERS = {"gzip": _gzip, "x-gzip": _gzip, "deflate": _deflate, "br": _brotli, "zstd": _zstd}
+
+
+def decode_body(raw: bytes | None, content_encoding: str | None, limit: int = bounds.MAX_BODY_BYTES) -> bytes:
+    """The body as sent, decoded from its Content-Encoding (a list is undone last coding first),
+    never holding more than about ``limit`` bytes of output. :class:`UnreadableBody` when the
+    body is over ``limit`` bytes as sent or decoded, cannot be decoded (truncated, corrupt), or
+    has a coding other than gzip, x-gzip, deflate, br, zstd and identity."""
+    body = raw or b""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    codings = [c for c in codings if c and c not in ("identity", "none")]
+    over = f"body over achievements_max_body ({limit} bytes)"
+    if len(body) > limit:
+        raise UnreadableBody(TOO_LARGE, over + (" as received" if codings else ""))
+    done: list[str] = []
+    for coding in reversed(codings):
+        if not body:
+            break  # an empty body is empty in every coding
+        decoder = _DECODERS.get(coding)
+        if decoder is None:
+            raise UnreadableBody(UNKNOWN_ENCODING, f"Content-Encoding {coding!r} is not one the proxy decodes "
+                                                   "(gzip, deflate, br, zstd)")
+        done.append(coding)
+        try:
+            body = decoder(body, limit)
+        except _Over:
+            raise UnreadableBody(TOO_LARGE, f"{over} after {', '.join(done)} decoding") from None
+        except _Bad as exc:
+            raise UnreadableBody(UNDECODABLE, str(exc)) from None
+    return body
 
 
 def _key(interaction: dict) -> tuple[str, str]:
@@ -307,29 +475,44 @@ def _rebuild(kind: str, args: tuple) -> Exception:
 
 class RecorderProcess(_Reports):
     """:class:`Recorder`'s interface; the recorder runs in a child process (``python -m
-    xblreplay.recorder DIR``) fed through a pipe by a sender thread. If the parent dies, the
-    child sees the pipe close, writes what it has and exits."""
+    xblreplay.recorder DIR``) fed through a pipe by a sender thread.
+
+    The child is the durable writer: it writes everything it was handed, and stops only when its
+    input ends (this object closes it, or this process dies); it ignores SIGINT and SIGTERM, which
+    a terminal or a service manager may send the whole process group. :meth:`close` may therefore
+    stop waiting after a bounded time while the child finishes on its own. A child that ends
+    unexpectedly loses what it had not written (reported); a new one takes the next exchanges
+    (up to :data:`MAX_RESTARTS` times)."""
+
+    MAX_RESTARTS = 5
 
     def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None,
                  rules_dir: str | Path | None = None):
         super().__init__(cassette_dir, on_error)
+        self._rules_dir = rules_dir
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._flushes = 0  # flush requests queued
+        self._flushed = 0  # flush requests a child has answered
+        self._abandoned = 0  # flush requests handed to a child that ended before answering
+        self._closed = False
+        self._gone = False  # no child takes exchanges any more
+        self._restarts = 0
+        self._child = self._start()
+        self._sender = threading.Thread(target=self._send, name="xblreplay-recorder-pipe", daemon=True)
+        self._sender.start()
+
+    def _start(self) -> "_Child":
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p))
         argv = [sys.executable, "-m", "xblreplay.recorder", str(self.cassette_dir)]
-        if rules_dir is not None:
-            argv.append(str(rules_dir))
-        self._proc = subprocess.Popen(argv,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._cond = threading.Condition()
-        self._flushes = 0  # flush requests sent
-        self._flushed = 0  # flush requests the child has answered
-        self._closed = False
-        self._gone = False  # the child's output ended
-        self._sender = threading.Thread(target=self._send, name="xblreplay-recorder-pipe", daemon=True)
-        self._receiver = threading.Thread(target=self._receive, name="xblreplay-recorder-reports", daemon=True)
-        self._sender.start()
-        self._receiver.start()
+        if self._rules_dir is not None:
+            argv.append(str(self._rules_dir))
+        child = _Child(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env))
+        child.receiver = threading.Thread(target=self._receive, args=(child,),
+                                          name="xblreplay-recorder-reports", daemon=True)
+        child.receiver.start()
+        return child
 
     def record(self, method: str, url: str, request_headers: Mapping[str, str], status: int,
                response_headers: Mapping[str, str], body: bytes, content_type: str | None,
@@ -348,45 +531,111 @@ class RecorderProcess(_Reports):
             self._flushes += 1
             n = self._flushes
             self._outbox.put(("flush", n))
-            return self._cond.wait_for(lambda: self._flushed >= n or self._gone, timeout) and self._flushed >= n
+            self._cond.wait_for(lambda: self._flushed >= n or self._abandoned >= n or self._gone, timeout)
+            return self._flushed >= n
 
     def close(self, timeout: float | None = None) -> None:
+        """Hands everything queued to the child, closes its input and waits for it to finish
+        writing: at most ``timeout`` seconds in all (None: as long as it takes). A child still
+        writing then finishes on its own; exchanges not yet handed to it are reported lost."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
             self._outbox.put(None)
-        self._sender.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        self._sender.join(left())
+        if self._sender.is_alive():
+            waiting = self._outbox.qsize()
+            self._report(RuntimeError(
+                f"the recorder process did not take {waiting} queued message(s) within {timeout} s: "
+                "exchanges among them are lost"))
+            return
+        child = self._child
+        if child is None:
+            return
         try:
-            self._proc.wait(timeout)
+            child.proc.wait(left())
         except subprocess.TimeoutExpired:
-            self._report(RuntimeError("the recorder process did not finish writing in time"))
-        self._receiver.join(timeout)
+            logger.info("xblreplay: the recorder process (pid %d) is still writing; it finishes on its own",
+                        child.proc.pid)
+            return
+        child.receiver.join(left())
 
     def _send(self) -> None:
-        pipe = self._proc.stdin
-        try:
-            while True:
-                message = self._outbox.get()
-                if message is None:
-                    break
-                pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                if self._outbox.empty():
-                    pipe.flush()
-        except (BrokenPipeError, OSError) as exc:
-            self._report(RuntimeError(f"the recorder process is gone: {exc}"))
-        finally:
+        while True:
+            message = self._outbox.get()
+            if message is None:
+                break
             try:
-                pipe.close()
+                data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # this exchange cannot be handed over; the next ones can
+                self._report(RuntimeError(f"not recorded: the exchange cannot be handed to the recorder "
+                                          f"process: {type(exc).__name__}: {exc}"))
+                continue
+            self._deliver(message, data)
+        child = self._child
+        if child is not None:
+            try:
+                child.proc.stdin.close()
             except OSError:
                 pass
 
-    def _receive(self) -> None:
-        pipe = self._proc.stdout
+    def _deliver(self, message: tuple, data: bytes) -> None:
+        """Writes one message to the current child, starting a new child when it has ended."""
+        while self._child is not None:
+            child = self._child
+            if message[0] == "flush":
+                with self._cond:
+                    child.last_flush = message[1]
+            if not child.ended:
+                try:
+                    child.proc.stdin.write(data)
+                    if self._outbox.empty():
+                        child.proc.stdin.flush()
+                    return
+                except (OSError, ValueError):
+                    pass  # the child has gone: a new one takes this message
+            self._replace(child)
+        if message[0] == "record":
+            item = message[1]
+            self._report(RuntimeError(f"not recorded: {item[0]} {redact.redact_url(item[1])}: "
+                                      "the recorder process is gone"))
+
+    def _replace(self, child: "_Child") -> None:
+        try:
+            child.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            status = child.proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            status = None  # it closed its input and is finishing what it has: leave it to it
+        with self._cond:
+            self._abandoned = max(self._abandoned, child.last_flush)
+            self._cond.notify_all()
+        if self._restarts >= self.MAX_RESTARTS:
+            self._report(RuntimeError(f"the recorder process ended (exit status {status}) and was restarted "
+                                      f"{self._restarts} times already: nothing more is recorded"))
+            with self._cond:
+                self._child, self._gone = None, True
+                self._cond.notify_all()
+            return
+        self._restarts += 1
+        self._report(RuntimeError(f"the recorder process ended unexpectedly (exit status {status}): exchanges it "
+                                  "had not written are lost; a new one records the next ones"))
+        self._child = self._start()
+
+    def _receive(self, child: "_Child") -> None:
+        pipe = child.proc.stdout
         while True:
             try:
                 kind, *rest = pickle.load(pipe)
-            except (EOFError, OSError, pickle.UnpicklingError):
+            except Exception:  # EOF, or output that is not ours: the child has ended
                 break
             if kind == "flushed":
                 with self._cond:
@@ -395,27 +644,50 @@ class RecorderProcess(_Reports):
             else:
                 self._report(_rebuild(*rest))
         with self._cond:
-            self._gone = True
+            child.ended = True
+            self._abandoned = max(self._abandoned, child.last_flush)
+            if self._closed and child is self._child:
+                self._gone = True
             self._cond.notify_all()
 
 
+class _Child:
+    """One recorder child process and what the parent knows of it."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.receiver: threading.Thread | None = None
+        self.last_flush = 0  # the latest flush request handed to it
+        self.ended = False  # its output ended
+
+
 def _serve(cassette_dir: str, rules_dir: str | None = None) -> None:
-    """The child's side: a Recorder fed from stdin; reports and flush answers on stdout."""
+    """The child's side: a Recorder fed from stdin; reports and flush answers on stdout. It
+    stops when its input ends, after writing everything it was given."""
     os.nice(10)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # sent to the whole process group; the proxy decides
+        signal.signal(sig, signal.SIG_IGN)
     out, lock = sys.stdout.buffer, threading.Lock()
+    parent_gone = False
 
     def send(message: tuple) -> None:
+        nonlocal parent_gone
         with lock:
-            pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
+            if parent_gone:
+                return
+            try:
+                pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+                out.flush()
+            except OSError:  # the proxy has stopped listening (it exited): keep writing anyway
+                parent_gone = True
 
     rec = Recorder(cassette_dir, on_error=lambda exc: send(("error", *_describe(exc))), rules_dir=rules_dir)
     inp = sys.stdin.buffer
     while True:
         try:
             kind, payload = pickle.load(inp)
-        except (EOFError, pickle.UnpicklingError):
-            break  # the parent closed the pipe (or died): write what is queued and stop
+        except Exception:  # EOF: the parent closed the pipe (or died); write what is queued and stop
+            break
         if kind == "record":
             rec.record(*payload)
         else:

@@ -11,12 +11,22 @@ A line looks like::
 URLs pass through :func:`redact.redact_url` first; no header value is ever logged. A recorded
 exchange whose body had secrets removed carries ``"redactions": [{"path": "/achievements/0/description",
 "what": "authorization token"}]`` (JSON pointers into the body; never the values).
+
+An exchange the proxy did not record (its body over ``achievements_max_body``, not decodable, or
+streamed) carries ``"not_recorded": "<why>"`` beside a violation saying the same (rule ``limits``,
+codes ``body-too-large``, ``body-undecodable``, ``unknown-encoding``).
+
+Every line is valid UTF-8, whatever the client sent: in ``url`` each byte that was not UTF-8
+(mitmproxy hands them over as lone surrogates) is written percent-encoded, ``%FF``, so the URL
+reads as the bytes that went over the wire; in any other field such a byte is written as a
+``\\udcff`` escape (:func:`request.readable`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -25,6 +35,32 @@ from typing import Any
 
 from .model import Violation
 from .redact import Removal, SecretPattern, scrub_line
+from .request import readable
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def log_url(url: str) -> str:
+    """``url`` as the log writes it: each byte that was not UTF-8 (a lone surrogate from
+    mitmproxy's ``surrogateescape`` decoding) percent-encoded as the byte it was."""
+    return url if url.isascii() else _SURROGATE.sub(_percent, url)
+
+
+def _percent(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte 0x80-0xFF that was not part of UTF-8
+        return f"%{code - 0xDC00:02X}"
+    return "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogatepass"))
+
+
+def _readable(value: Any) -> Any:
+    if isinstance(value, str):
+        return readable(value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_readable(k): _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
 
 
 def utc_stamp(ts: float | None = None) -> str:
@@ -46,6 +82,7 @@ class ValidationLog:
         self.by_status: Counter[int] = Counter()
         self.by_source: Counter[str] = Counter()
         self.redactions: Counter[str] = Counter()  # values removed from recorded bodies, by what
+        self.not_recorded = 0  # exchanges a recording mode could not record
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Line-buffered append: every entry is on disk as soon as it is written.
@@ -66,6 +103,7 @@ class ValidationLog:
         time: float | None = None,
         redactions: list[Removal] | None = None,
         secrets: SecretPattern | None = None,
+        not_recorded: str = "",
     ) -> dict[str, Any]:
         """Appends one entry. Before it is written the line is scrubbed of every form of the
         exchange's ``secrets`` and of verified credentials (a message may echo what the client
@@ -73,7 +111,7 @@ class ValidationLog:
         entry: dict[str, Any] = {
             "time": utc_stamp(time),
             "method": method,
-            "url": url,
+            "url": log_url(url),
             "mode": mode,
             "endpoint": endpoint,
             "status": status,
@@ -85,7 +123,13 @@ class ValidationLog:
             entry["reason"] = reason
         if redactions:
             entry["redactions"] = [r.to_dict() for r in redactions]
-        line, scrubbed = scrub_line(json.dumps(entry, ensure_ascii=False, separators=(",", ":")), secrets)
+        if not_recorded:
+            entry["not_recorded"] = not_recorded
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        if _SURROGATE.search(line):  # client text that was not UTF-8 (a method, a message)
+            entry = _readable(entry)
+            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        line, scrubbed = scrub_line(line, secrets)
         if scrubbed:
             entry = json.loads(line)
             entry["log_redactions"] = scrubbed
@@ -94,6 +138,7 @@ class ValidationLog:
             self.requests += 1
             self.by_status[status if status is not None else 0] += 1
             self.by_source[source] += 1
+            self.not_recorded += bool(not_recorded)
             for r in redactions or ():
                 self.redactions[r.what] += 1
             for v in violations:
@@ -114,6 +159,7 @@ class ValidationLog:
             "source": dict(sorted(self.by_source.items())),
             "redactions": sum(self.redactions.values()),
             "redactions_by_what": dict(sorted(self.redactions.items())),
+            "not_recorded": self.not_recorded,
         }
 
     def close(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
