@@ -88,3 +88,15 @@ def depth(value: Any, stop: int | None = None) -> int:
 def int_text_ok(raw: str) -> bool:
     """Whether a decimal integer text is short enough to read (sign and leading zeros aside)."""
     return len(raw.lstrip("+-").lstrip("0")) <= MAX_INT_DIGITS
+
+
+# How much YAML aliases may repeat in one document: every alias counts as a full copy of what it
+# names (expanded), one per node and one per character of each scalar, and the copies of a
+# document may total at most this much. Hand-written cassettes alias a few shared mappings; a
+# "billion laughs" document would repeat 10**9 and more. A collection that contains itself
+# through an alias is refused whatever its size.
+MAX_YAML_ALIAS_EXPANSION = 10_000_000
+# The largest file read as a cassette, rules file or fault profile: 4 GiB, far above the largest
+# recorded cassettes (about 1 GB for a million achievements). Only regular files are read at
+# all (FIFOs, devices and sockets are refused unopened or unread), so this bounds every read.
+MAX_FILE_BYTES = 4 * 1024**3
