@@ -168,3 +168,33 @@ def test_call_pattern_state_is_forgotten_when_idle():
     horizon = max(LIMITS["rate_limits"]["sustain"]["period_s"], LIMITS["call_patterns"]["polling"]["max_interval_s"])
     send(patterns, clock, 5000.0 + horizon, xuid=999)
     assert patterns.tracked() == {"pairs": 1, "requests": 1}
+
+
+def test_call_pattern_a_long_retry_after_does_not_hold_back_idle_pairs():
+    patterns, clock = make()
+    horizon = max(LIMITS["rate_limits"][w]["period_s"] for w in ("burst", "sustain", "certification"))
+    # the first pair seen is told to wait far longer than any window
+    send(patterns, clock, 5000.0, status=503, retry_after=10 * horizon)
+    for x in range(40):
+        send(patterns, clock, 5001.0, xuid=x, key=f"GET /users/xuid({x})/achievements")
+    send(patterns, clock, 5001.0 + horizon, xuid=999, key="GET /other")
+    # the 40 idle pairs are gone; the blocked one stays while its Retry-After lasts
+    assert patterns.tracked()["pairs"] == 2
+    assert send(patterns, clock, 5002.0 + horizon, key=page(1)) == ["ignored-retry-after"]
+
+
+def test_call_pattern_caps_forget_the_least_recently_seen():
+    limits = copy.deepcopy(LIMITS)
+    limits["tracking"] = {"max_callers": 3, "max_requests": 4}
+    clock = FakeClock()
+    patterns = CallPatterns(limits, clock=clock)
+    for x in (1, 2, 3):
+        send(patterns, clock, 5000.0, xuid=x, key=f"GET /x/{x}")
+    assert send(patterns, clock, 5001.0, xuid=1, key="GET /x/1") == ["repeated-request"]
+    send(patterns, clock, 5001.0, xuid=4, key="GET /x/4")  # pairs over the cap: 2 goes
+    assert patterns.tracked() == {"pairs": 3, "requests": 4}
+    send(patterns, clock, 5001.0, xuid=5, key="GET /x/5")  # and 3; requests over the cap: /x/2 goes
+    assert patterns.tracked() == {"pairs": 3, "requests": 4}
+    assert patterns.forgotten_at_cap == {"pairs": 2, "requests": 1}
+    assert send(patterns, clock, 5002.0, xuid=2, key="GET /x/2") == []  # forgotten: no repeat
+    assert send(patterns, clock, 5002.0, xuid=4, key="GET /x/4") == ["repeated-request"]  # kept

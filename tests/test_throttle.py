@@ -6,7 +6,9 @@ import math
 import pytest
 import yaml
 
-from xblreplay.throttle import DEFAULT_LIMITS, LimitsError, Throttle, load_limits
+from xblreplay.throttle import (
+    DEFAULT_LIMITS, DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, LimitsError, Throttle, load_limits,
+)
 
 XUID = 2533274800000001
 TITLE = "1234"
@@ -173,6 +175,11 @@ def shipped() -> dict:
         (lambda d: d["call_patterns"]["polling"].update(min_calls=2), "call_patterns.polling.min_calls"),
         (lambda d: d["call_patterns"]["polling"].update(tolerance=-0.1), "call_patterns.polling.tolerance"),
         (lambda d: d["call_patterns"].pop("repeat_window_s"), "call_patterns.repeat_window_s"),
+        (lambda d: d.update(tracking=[10000]), "tracking"),
+        (lambda d: d["tracking"].update(max_callers=0), "tracking.max_callers"),
+        (lambda d: d["tracking"].update(max_callers=2.5), "tracking.max_callers"),
+        (lambda d: d["tracking"].update(max_requests="many"), "tracking.max_requests"),
+        (lambda d: d["tracking"].update(max_requests=None), "tracking.max_requests"),
     ],
 )
 def test_load_limits_names_the_bad_key(tmp_path, mutate, where):
@@ -182,6 +189,37 @@ def test_load_limits_names_the_bad_key(tmp_path, mutate, where):
     with pytest.raises(LimitsError) as e:
         load_limits(path)
     assert str(e.value).startswith(f"{path}: {where}:")
+
+
+def test_load_limits_tracking_is_optional_with_defaults(tmp_path):
+    doc = shipped()
+    defaults = {"max_callers": DEFAULT_MAX_CALLERS, "max_requests": DEFAULT_MAX_REQUESTS}
+    assert doc["tracking"] == defaults
+    del doc["tracking"]  # a limits file without the caps
+    assert load_limits(write(tmp_path, doc))["tracking"] == defaults
+    doc["tracking"] = {"max_callers": 7}  # one key given, the other defaulted
+    assert load_limits(write(tmp_path, doc))["tracking"] == {"max_callers": 7, "max_requests": DEFAULT_MAX_REQUESTS}
+
+
+def test_r10_pairs_beyond_max_callers_forget_the_least_recently_seen():
+    limits = copy.deepcopy(LIMITS)
+    limits["tracking"] = {"max_callers": 3, "max_requests": 3}
+    clock = FakeClock()
+    throttle = Throttle(limits, clock=clock)
+    for x in (1, 2, 3):
+        call_at(throttle, clock, 1000.0, xuid=x)
+    call_at(throttle, clock, 1001.0, xuid=1)  # 2 is now the least recently seen
+    call_at(throttle, clock, 1002.0, xuid=4)
+    assert len(throttle) == 3 and throttle.forgotten_at_cap == 1
+    # with a burst limit of 1: the forgotten pair (2) is let through again at once, a kept one is not
+    limits["rate_limits"]["burst"] = {"max_requests": 1, "period_s": 15}
+    throttle = Throttle(limits, clock=clock)
+    for x in (1, 2, 3):
+        call_at(throttle, clock, 1003.0, xuid=x)
+    call_at(throttle, clock, 1004.0, xuid=1)  # throttled, and now the most recently seen
+    call_at(throttle, clock, 1004.0, xuid=4)
+    assert call_at(throttle, clock, 1005.0, xuid=2) is None
+    assert call_at(throttle, clock, 1005.0, xuid=1) is not None
 
 
 def test_load_limits_rejects_unreadable_and_non_yaml(tmp_path):

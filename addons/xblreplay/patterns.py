@@ -18,19 +18,29 @@ as they happen. Thresholds come from ``rules/limits.yaml``. Codes:
 Each finding is reported once per episode: a limit once until its window is back within the
 limit, a repeat once until the request rests for ``repeat_window_s``, polling once until the
 rhythm breaks, an ignored Retry-After once per Retry-After (the 429s the early requests earn
-extend it). State that can no longer produce a finding is forgotten, so memory follows the
-active clients.
+extend it).
+
+Memory. State that can no longer produce a finding is forgotten, so memory follows the active
+clients, and it is capped (``tracking`` in ``rules/limits.yaml``): at most ``max_callers``
+(xuid, title) pairs and ``max_requests`` distinct requests are kept, the least recently seen
+forgotten first. A forgotten pair or request starts afresh: a limit it was over may be reported
+again as a new episode, its Retry-After and its repeat and polling history are forgotten. Each
+pair keeps one array of request times (8 bytes a time) serving all three rate windows: the
+newest ``certification`` limit + 1 inside the longest window at most, since a window is over its
+limit exactly when its (limit + 1)-th newest request is inside it.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict, deque
+from array import array
+from collections import Counter, OrderedDict
 from itertools import pairwise
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .model import ERROR, WARNING, Violation
+from .throttle import drop_before, first_inside, tracking_caps
 
 RULE = "call-pattern"
 RATE_WINDOWS = ("burst", "sustain", "certification")
@@ -40,20 +50,20 @@ RETRY_STATUSES = (429, 503)
 
 @dataclass(slots=True)
 class _Pair:
-    """Per (xuid, title): recent request times per rate window, and the Retry-After episode."""
+    """Per (xuid, title): its recent request times (ascending, newest last), the rate windows it
+    is over (bit i for window i), and the Retry-After episode."""
 
-    times: tuple[deque[float], ...]
-    over: list[bool]
-    last: float = 0.0
+    times: array
+    over: int = 0
     blocked_until: float = float("-inf")
     retry_reported: bool = False
 
 
 @dataclass(slots=True)
 class _Request:
-    """Per (xuid, title, request key): the last few times it was sent."""
+    """Per (xuid, title, request key): the last few times it was sent (ascending, newest last)."""
 
-    times: deque[float]
+    times: array
     ok: bool = True  # the last answer was a success (status 1..399)
     repeating: bool = False
     polling: bool = False
@@ -77,11 +87,15 @@ class CallPatterns:
         self._max_interval = polling["max_interval_s"]
         # state older than these can no longer take part in a finding
         self._pair_horizon = max(w.period for w in self._limits)
+        self._pair_keep = max(w.limit for w in self._limits) + 1  # times a pair needs at most
         self._request_horizon = max(self._repeat_window, self._max_interval)
+        self._max_pairs, self._max_requests = tracking_caps(limits)
         self._clock = clock
+        # least recently seen first
         self._pairs: OrderedDict[tuple[int, str], _Pair] = OrderedDict()
         self._requests: OrderedDict[tuple[int, str, str], _Request] = OrderedDict()
         self._counts: Counter[str] = Counter()
+        self.forgotten_at_cap = {"pairs": 0, "requests": 0}  # forgotten because a cap was reached
 
     def observe(self, xuid: int, title: str, request_key: str, status: int,
                 retry_after: float | None) -> list[Violation]:
@@ -96,21 +110,27 @@ class CallPatterns:
         pair_name = f"xuid({xuid}) title {title}"
 
         pair = self._pairs.get((xuid, title))
-        if pair is None:
-            pair = self._pairs[(xuid, title)] = _Pair(
-                tuple(deque(maxlen=w.limit + 1) for w in self._limits), [False] * len(self._limits)
-            )
-        self._pairs.move_to_end((xuid, title))
-        pair.last = now
+        if pair is None:  # arrays are made holding their first time: no room to spare
+            pair = self._pairs[(xuid, title)] = _Pair(array("d", (now,)))
+            if len(self._pairs) > self._max_pairs:
+                self._pairs.popitem(last=False)
+                self.forgotten_at_cap["pairs"] += 1
+        else:
+            self._pairs.move_to_end((xuid, title))
+            pair.times.append(now)
         self._check_rates(pair, now, pair_name, found)
         self._check_retry_after(pair, now, status, retry_after, pair_name, found)
 
         key = (xuid, title, request_key)
         request = self._requests.get(key)
         if request is None:
-            request = self._requests[key] = _Request(deque(maxlen=self._min_calls))
-        self._requests.move_to_end(key)
-        self._check_request(request, now, request_key, found)
+            request = self._requests[key] = _Request(array("d", (now,)))
+            if len(self._requests) > self._max_requests:
+                self._requests.popitem(last=False)
+                self.forgotten_at_cap["requests"] += 1
+        else:
+            self._requests.move_to_end(key)
+            self._check_request(request, now, request_key, found)
         request.ok = 0 < status < 400
 
         self._counts.update(v.code for v in found)
@@ -125,21 +145,25 @@ class CallPatterns:
         return {"pairs": len(self._pairs), "requests": len(self._requests)}
 
     def _check_rates(self, pair: _Pair, now: float, name: str, found: list[Violation]) -> None:
-        # Each deque keeps at most limit + 1 times: the window is over its limit exactly when
-        # all of them are still inside it.
-        for i, (window, times) in enumerate(zip(self._limits, pair.times)):
-            while times and times[0] + window.period <= now:
-                times.popleft()
-            times.append(now)
-            over = len(times) > window.limit
-            if over and not pair.over[i]:
+        # Every request counts in every window. A window is over its limit exactly when the
+        # (limit + 1)-th newest request is still inside it; older times than the longest window
+        # or than the largest limit + 1 can serve no window and are dropped.
+        times = pair.times  # now included
+        n = len(times)
+        drop_before(times, max(n - self._pair_keep, first_inside(times, self._pair_horizon, now)))
+        n = len(times)
+        for i, window in enumerate(self._limits):
+            k = n - window.limit - 1
+            over = k >= 0 and times[k] + window.period > now
+            bit = 1 << i
+            if over and not pair.over & bit:
                 found.append(Violation(
                     RULE, "traffic", name, ERROR if window.name == "certification" else WARNING,
                     f"more than {window.limit} requests in {window.period:g} s for {name} "
                     f"({window.name} limit)",
                     f"{window.name}-limit",
                 ))
-            pair.over[i] = over
+            pair.over = pair.over | bit if over else pair.over & ~bit
 
     def _check_retry_after(self, pair: _Pair, now: float, status: int, retry_after: float | None,
                            name: str, found: list[Violation]) -> None:
@@ -159,9 +183,10 @@ class CallPatterns:
                 pair.blocked_until, pair.retry_reported = now + retry_after, False
 
     def _check_request(self, request: _Request, now: float, key: str, found: list[Violation]) -> None:
+        """A request sent before (a new one has nothing to find: it starts with its first time)."""
         times = request.times
-        gap = now - times[-1] if times else None
-        repeat = gap is not None and gap < self._repeat_window and request.ok
+        gap = now - times[-1]
+        repeat = gap < self._repeat_window and request.ok
         if repeat and not request.repeating:
             found.append(Violation(
                 RULE, "traffic", key, WARNING,
@@ -169,9 +194,11 @@ class CallPatterns:
             ))
         request.repeating = repeat
 
-        if gap is not None and gap > self._max_interval:
-            times.clear()
+        if gap > self._max_interval:
+            del times[:]
         times.append(now)
+        if len(times) > self._min_calls:
+            del times[0]
         regular = False
         if len(times) == self._min_calls:
             intervals = [b - a for a, b in pairwise(times)]
@@ -186,10 +213,19 @@ class CallPatterns:
         request.polling = regular
 
     def _forget_idle(self, now: float) -> None:
+        moved = False
         while self._pairs:
-            pair = next(iter(self._pairs.values()))
-            if pair.last + self._pair_horizon > now or pair.blocked_until > now:
+            key, pair = next(iter(self._pairs.items()))
+            if pair.times[-1] + self._pair_horizon > now:
                 break
+            if pair.blocked_until > now:
+                # idle but still inside a Retry-After: it must not hold back the idle pairs behind
+                # it, so it goes to the back of the line (one such move per call)
+                if moved:
+                    break
+                self._pairs.move_to_end(key)
+                moved = True
+                continue
             self._pairs.popitem(last=False)
         while self._requests:
             request = next(iter(self._requests.values()))

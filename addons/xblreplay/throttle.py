@@ -17,15 +17,23 @@ Which requests count where:
 ``Retry-After`` is the whole number of seconds, rounded up, until the window frees a slot for
 the next request; when both windows are full the longer wait is reported.
 
-Each pair keeps a deque of timestamps per window (amortised O(1) per call). A pair whose newest
-request has left every window is forgotten, so memory follows the pairs that are active.
+Memory. Each pair keeps its request times in compact arrays of floats (8 bytes a time): one array
+of accepted requests, serving both windows, and a second one (every request, for sustain) only from
+the pair's first rejection on; times that have left their windows are dropped in amortised O(1).
+A pair whose newest request has left every window is forgotten, and at most
+``tracking.max_callers`` pairs are kept (``rules/limits.yaml``): beyond that the least recently
+seen pair is forgotten. A forgotten pair starts afresh, so a throttled pair forgotten at the cap
+gets through before its ``Retry-After``; under the cap nothing changes. A pair that was never
+throttled costs about 360 bytes with one request in its windows, its key included.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict, deque
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +47,10 @@ from .model import ERROR, Answer, Violation
 DEFAULT_LIMITS = DEFAULT_RULES_DIR / "limits.yaml"
 
 WINDOW_NAMES = ("burst", "sustain", "certification")
+
+# How much per-caller state is kept at most, when limits.yaml says nothing (``tracking``).
+DEFAULT_MAX_CALLERS = 10_000
+DEFAULT_MAX_REQUESTS = 40_000
 
 
 class LimitsError(ValueError):
@@ -82,7 +94,38 @@ def load_limits(path: Path | str = DEFAULT_LIMITS) -> dict[str, Any]:
         fail("call_patterns.polling.min_calls", "expected at least 3 (two intervals to compare)")
     number(polling, "tolerance", "call_patterns.polling.", zero_ok=True)
     number(polling, "max_interval_s", "call_patterns.polling.")
+    # optional (limits files written before it load unchanged): the caps on per-caller state
+    tracking = doc.setdefault("tracking", {})
+    if not isinstance(tracking, dict):
+        fail("tracking", "not a mapping")
+    for key, default in (("max_callers", DEFAULT_MAX_CALLERS), ("max_requests", DEFAULT_MAX_REQUESTS)):
+        tracking.setdefault(key, default)
+        number(tracking, key, "tracking.", integer=True)
     return doc
+
+
+def tracking_caps(limits: dict[str, Any]) -> tuple[int, int]:
+    """(max_callers, max_requests) of a limits document; the defaults where it has none."""
+    tracking = limits.get("tracking") or {}
+    return (tracking.get("max_callers", DEFAULT_MAX_CALLERS),
+            tracking.get("max_requests", DEFAULT_MAX_REQUESTS))
+
+
+def first_inside(times: array, period: float, now: float) -> int:
+    """Index of the first of the ascending ``times`` still inside a window of ``period`` seconds
+    ending at ``now`` (``t + period > now``, the comparison the windows use everywhere)."""
+    if not times or times[0] + period > now:
+        return 0
+    return bisect_left(times, True, key=lambda t: t + period > now)
+
+
+def drop_before(times: array, first: int) -> int:
+    """Drop ``times[:first]`` once that is at least half of them (amortised O(1) per time);
+    returns the index ``first`` has afterwards."""
+    if first and 2 * first >= len(times):
+        del times[:first]
+        return 0
+    return first
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +133,17 @@ class _Window:
     name: str
     limit: int
     period: float
-    counts_throttled: bool
+
+
+class _Caller:
+    """One (xuid, title): ascending times of its accepted requests, and of all its requests once
+    one has been rejected (until then the two are the same)."""
+
+    __slots__ = ("accepted", "counted")
+
+    def __init__(self, now: float) -> None:
+        self.accepted = array("d", (now,))
+        self.counted: array | None = None
 
 
 class Throttle:
@@ -98,14 +151,15 @@ class Throttle:
 
     def __init__(self, limits: dict[str, Any], clock: Callable[[], float] = time.monotonic) -> None:
         rates = limits["rate_limits"]
-        self._windows = tuple(
-            _Window(name, rates[name]["max_requests"], rates[name]["period_s"], name == "sustain")
-            for name in ("burst", "sustain")
+        self._burst, self._sustain = (
+            _Window(name, rates[name]["max_requests"], rates[name]["period_s"]) for name in ("burst", "sustain")
         )
-        self._horizon = max(w.period for w in self._windows)
+        self._horizon = max(self._burst.period, self._sustain.period)
+        self._max_callers = tracking_caps(limits)[0]
         self._clock = clock
-        # (xuid, title) -> one deque of timestamps per window, least recently used first.
-        self._pairs: OrderedDict[tuple[int, str], tuple[deque[float], ...]] = OrderedDict()
+        # (xuid, title) -> its request times, least recently seen first.
+        self._pairs: OrderedDict[tuple[int, str], _Caller] = OrderedDict()
+        self.forgotten_at_cap = 0  # pairs forgotten because the cap was reached
 
     def __len__(self) -> int:
         """How many (xuid, title) pairs are being tracked."""
@@ -116,33 +170,44 @@ class Throttle:
         now = self._clock()
         self._forget_idle(now)
         key = (xuid, title)
-        queues = self._pairs.get(key)
-        if queues is None:
-            queues = self._pairs[key] = tuple(deque() for _ in self._windows)
+        caller = self._pairs.get(key)
+        if caller is None:  # the first request of a pair always fits (every limit is >= 1)
+            self._pairs[key] = _Caller(now)
+            if len(self._pairs) > self._max_callers:
+                self._pairs.popitem(last=False)
+                self.forgotten_at_cap += 1
+            return None
         self._pairs.move_to_end(key)
 
-        full = []
-        for window, times in zip(self._windows, queues):
-            while times and times[0] + window.period <= now:
-                times.popleft()
-            if len(times) >= window.limit:
-                full.append((window, times))
-        for window, times in zip(self._windows, queues):
-            if not full or window.counts_throttled:
-                times.append(now)
+        accepted, counted = caller.accepted, caller.counted
+        burst, sustain = self._burst, self._sustain
+        shared = counted is None  # accepted serves sustain too while no request was rejected
+        first = drop_before(accepted, first_inside(accepted, self._horizon if shared else burst.period, now))
+        if not shared:
+            drop_before(counted, first_inside(counted, sustain.period, now))
+        full = [w for w, times in ((burst, accepted), (sustain, accepted if shared else counted))
+                if _inside(times, w, now) >= w.limit]
         if not full:
+            accepted.append(now)
+            if not shared:
+                counted.append(now)
             return None
+        if shared:  # the first rejection: from now on sustain keeps every request's time apart
+            counted = caller.counted = array("d", accepted[first:])
+        counted.append(now)
         # The slot frees when enough of the oldest entries have aged out that one more fits.
         wait, window, times = max(
-            ((times[len(times) - window.limit] + window.period - now, window, times) for window, times in full),
+            ((times[len(times) - w.limit] + w.period - now, w, times)
+             for w, times in ((burst, accepted), (sustain, counted)) if w in full),
             key=lambda item: item[0],
         )
-        return self._answer(xuid, title, window, len(times), math.ceil(wait))
+        current = len(times) - first_inside(times, window.period, now)
+        return self._answer(xuid, title, window, current, math.ceil(wait))
 
     def _forget_idle(self, now: float) -> None:
         while self._pairs:
-            queues = next(iter(self._pairs.values()))
-            newest = max(times[-1] for times in queues if times)
+            caller = next(iter(self._pairs.values()))
+            newest = caller.accepted[-1] if caller.counted is None else caller.counted[-1]
             if newest + self._horizon > now:
                 return
             self._pairs.popitem(last=False)
@@ -167,3 +232,12 @@ class Throttle:
             violations=[Violation("R10", "traffic", window.name, ERROR, message, "throttled")],
             reason="R10: " + message,
         )
+
+
+def _inside(times: array, window: _Window, now: float) -> int:
+    """How many of the ascending ``times`` are inside ``window`` at ``now``, up to its limit
+    (the full count is only needed for a rejection)."""
+    n = len(times)
+    if n >= window.limit and times[n - window.limit] + window.period > now:
+        return window.limit
+    return n - first_inside(times, window.period, now)
