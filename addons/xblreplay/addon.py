@@ -19,25 +19,29 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import command, ctx, exceptions, http
+from mitmproxy.proxy import server_hooks
 
+from . import bounds
 from . import options as xopts
 from .cassette import CassetteError
 from .faults import FaultInjector, fault_answer, load_profile, truncate_body
-from .model import EP_DETAIL, EP_LIST, HOST, Answer, RequestCheck, Violation, violations_header
+from .model import EP_DETAIL, EP_LIST, HOST, WARNING, Answer, RequestCheck, Violation, violations_header
 from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
 from .patterns import CallPatterns
-from .recorder import RecorderProcess, body_removals, recorded_interaction
+from .recorder import TOO_LARGE, RecorderProcess, UnreadableBody, body_removals, decode_body, recorded_interaction
 from .redact import Removal, redact_url, request_secrets, secret_pattern
 from .replay import Replayer
 from .throttle import Throttle, load_limits
 from .validator import Validator, error_answer
-from .vlog import ValidationLog
+from .vlog import ValidationLog, log_url
 
 logger = logging.getLogger("xblreplay")
 
 OUR_OPTIONS = xopts.NAMES
 # Answers in replay-or-record that mean "the cassette cannot answer this": forward and record.
 RECORD_CODES = frozenset({"coverage", "no-dataset", "not-recorded"})
+# How long stopping the proxy waits for the recorder child; it finishes writing on its own after.
+RECORDER_CLOSE_S = 3.0
 
 
 try:  # how mitmproxy keeps the text of a `--set` for an option not declared yet
@@ -71,6 +75,11 @@ class FlowState:
     parsed: tuple | None = None  # (JSON body,) once parsed
     asked: tuple | None = None  # scheme, host, port, path, Host of a request sent to achievements_upstream
     redactions: list[Removal] = field(default_factory=list)  # removed from the recorded body
+    body: tuple | None = None  # (the response body decoded within achievements_max_body,) once read
+    unread: tuple[str, str] | None = None  # (code, why) when the response body is not read
+    too_deep: bool = False  # the response body is JSON nested too deep to read
+    recorded: bool = False  # handed to the recorder
+    not_recorded: str = ""  # why a recording mode did not record it (the log's not_recorded)
 
 
 def caller_key(check: RequestCheck) -> tuple[int, str]:
@@ -155,6 +164,9 @@ class Achievements:
                            "before the addon has answered")
         if updated & OUR_OPTIONS:
             self._apply()
+        if "stream_large_bodies" in updated and self.settings is not None and self._hold_stream(ctx.options):
+            logger.warning(f"xblreplay: stream_large_bodies stays at achievements_max_body ({self.settings.max_body}): "
+                           "a body over it is never read, a body under it is never streamed")
 
     def _apply(self, force: bool = False) -> None:
         values = {name: getattr(ctx.options, name) for name in OUR_OPTIONS}
@@ -228,6 +240,7 @@ class Achievements:
         self.throttle = Throttle(limits) if s.throttle else None
         self.patterns = CallPatterns(limits)
         self.faults, self.log = faults, log
+        self._hold_stream(ctx.options)
         if replayer is not None:
             logger.info(loaded_line(replayer, loaded_in))
             if s.mode == "replay" and replayer.files == 0:
@@ -244,6 +257,17 @@ class Achievements:
             return True
         return False
 
+    def _hold_stream(self, opts) -> bool:
+        """mitmproxy streams a body over stream_large_bodies instead of holding it: held at
+        achievements_max_body, a body too large to read never sits in memory (a response with no
+        Content-Length is streamed once that much has arrived), and one small enough to read is
+        never streamed past the addon. True when it was something else."""
+        want = str(self.settings.max_body)
+        if "stream_large_bodies" in opts and opts.stream_large_bodies != want:
+            opts.stream_large_bodies = want
+            return True
+        return False
+
     @staticmethod
     def _load(option: str, fn, *args):
         try:
@@ -253,7 +277,7 @@ class Achievements:
 
     def _close_recorder(self) -> None:
         if self.recorder is not None:
-            self.recorder.close()
+            self.recorder.close(RECORDER_CLOSE_S)
             self.recorder = None
 
     def running(self) -> None:
@@ -263,6 +287,28 @@ class Achievements:
             logger.warning(f"xblreplay: {xopts.unknown_option(name, ctx.options.keys())} (ignored)")
 
     # ------------------------------------------------------------------- hooks
+    def _to_service(self) -> bool:
+        """Whether requests for the host go to the service itself (a forwarding mode without
+        achievements_upstream), the one place a request body mitmproxy streams may go."""
+        return (self.validator is not None and not self.broken and self.mode in xopts.FORWARDING_MODES
+                and self.upstream is None)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        # A request body over stream_large_bodies (achievements_max_body) is streamed to the host
+        # the client named before the request hook runs: in replay, or with achievements_upstream,
+        # it must go nowhere. The error hook logs it.
+        if flow.request.stream and flow.request.pretty_host == HOST and not self._to_service():
+            flow.kill()
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        # The addon never sends a request for the host to the service in replay or with
+        # achievements_upstream; a connection there could only carry a request streamed before the
+        # request hook (a body that outgrew achievements_max_body as it arrived).
+        address = data.server.address
+        if address and str(address[0]).lower().rstrip(".") == HOST and not self._to_service():
+            data.server.error = (f"xblreplay: nothing goes to {HOST} itself in {self.mode} mode"
+                                 + (" with achievements_upstream" if self.upstream else ""))
+
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.request.pretty_host != HOST:
             return
@@ -275,7 +321,7 @@ class Achievements:
         except Exception as exc:
             # A fault of the proxy must never let a request through to the service (replay is
             # offline); the client gets a 500 that says so, the log gets the traceback.
-            logger.exception("xblreplay: internal error answering %s", redact_url(flow.request.pretty_url))
+            logger.exception("xblreplay: internal error answering %s", log_url(redact_url(flow.request.pretty_url)))
             reason = f"xblreplay internal error: {type(exc).__name__}"
             state = self._flows.get(flow)
             if state is not None:  # logged as the proxy's own answer, never recorded as the service's
@@ -289,6 +335,14 @@ class Achievements:
         check = self.validator.check_request(req.method, url, headers, req.raw_content or None)
         state = FlowState(check=check, url=url, headers=headers, started=time.monotonic())
         self._flows[flow] = state
+        if req.stream:
+            # mitmproxy has streamed the body (over achievements_max_body) to the service already:
+            # the request is forwarded as sent, unread.
+            check.violations.append(Violation(
+                "limits", "request", "body", WARNING,
+                f"request body over achievements_max_body ({self.settings.max_body} bytes): streamed to the "
+                "service as sent, not read", TOO_LARGE))
+            return
 
         if self.throttle is not None:
             throttled = self.throttle.check(*caller_key(check))
@@ -354,41 +408,100 @@ class Achievements:
             self._restore(flow, state)
         if state is None or flow.response is None:
             return
+        try:
+            self._judge(flow, state)
+        except Exception as exc:
+            # The client gets what the upstream (or replay) gave; the log says what was not done.
+            logger.exception("xblreplay: internal error reading the answer to %s", log_url(redact_url(state.url)))
+            problem = f"xblreplay internal error reading the response: {type(exc).__name__}"
+            state.violations = (state.violations or list(state.check.violations)) + [
+                Violation("limits", "response", "", WARNING, problem, "internal-error")]
+            if self._records(state) and not state.recorded:
+                state.not_recorded = problem
+        self._log(flow, state, flow.response.status_code)
+
+    def _records(self, state: FlowState) -> bool:
+        return state.source == "upstream" and self.recorder is not None
+
+    def _judge(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """Checks, records and (for a fault) alters the response; what was found goes to the log."""
         resp = flow.response
         violations = list(state.check.violations)
         if state.answer is not None:
             violations += [v for v in state.answer.violations if v not in violations]
+        if resp.stream:
+            # mitmproxy streamed it (over stream_large_bodies, held at achievements_max_body): it
+            # went to the client as it came, and was never held to be read.
+            state.unread = (TOO_LARGE, f"body over achievements_max_body ({self.settings.max_body} bytes) "
+                                       "as received: streamed to the client")
+            if state.fault in ("truncate", "empty"):
+                state.fault = None  # already sent whole
         check_responses = self.settings.check_responses
         if resp.status_code == 200 and check_responses and state.check.endpoint in (EP_LIST, EP_DETAIL):
             body = self._json_body(state, resp)
-            violations += self.validator.check_response(state.check, resp.status_code, resp.headers, body)
-        if state.source == "upstream" and self.recorder is not None:
+            if state.unread is None and not state.too_deep:
+                try:
+                    with bounds.depth_guard():
+                        violations += self.validator.check_response(state.check, resp.status_code, resp.headers, body)
+                except bounds.TooDeep:
+                    state.too_deep = True
+        if self._records(state):
             self._record(flow, state)
+        if state.unread is not None:
+            code, why = state.unread
+            violations.append(Violation("limits", "response", "body", WARNING,
+                                        f"response {why}: forwarded as received; not parsed, checked or recorded", code))
+            if self._records(state):
+                state.not_recorded = why
+        elif state.too_deep:
+            violations.append(Violation("limits", "response", "body", WARNING,
+                                        "response body is JSON nested too deep to read: not checked"
+                                        + ("; recorded as text" if state.recorded else ""), "json-too-deep"))
         if state.fault == "truncate" and resp.content:
             resp.content = truncate_body(resp.content, self.faults.rng)
         elif state.fault == "empty":
             resp.content = b""
         state.violations = violations
-        self._log(flow, state, resp.status_code)
+
+    def _body(self, state: FlowState, resp: http.Response) -> bytes | None:
+        """The response body decoded from its Content-Encoding within achievements_max_body,
+        once per flow (never mitmproxy's unbounded decoding); None when it is not read
+        (``state.unread`` says why)."""
+        if state.body is None and state.unread is None:
+            try:
+                state.body = (decode_body(resp.raw_content, resp.headers.get("content-encoding"),
+                                          self.settings.max_body),)
+            except UnreadableBody as exc:
+                state.unread = (exc.code, exc.reason)
+        return state.body[0] if state.body is not None else None
 
     def _json_body(self, state: FlowState, resp: http.Response) -> Any:
-        """The response's JSON body (None when it is not JSON), parsed once per flow."""
+        """The response's JSON body (None when it is not JSON or not read), parsed once per flow."""
         if state.answer is not None and not isinstance(state.answer.body, (bytes, bytearray)):
             return state.answer.body
         if state.parsed is None:
-            try:
-                state.parsed = (json.loads(resp.get_content() or b"null"),)
-            except (ValueError, UnicodeDecodeError):
-                state.parsed = (None,)
+            body = self._body(state, resp)
+            state.parsed = (None,)
+            if body is not None:
+                try:
+                    state.parsed = (bounds.json_loads(body or b"null"),)
+                except bounds.TooDeep:
+                    state.too_deep = True
+                except ValueError:  # not JSON (UnicodeDecodeError included)
+                    pass
         return state.parsed[0]
 
     def _record(self, flow: http.HTTPFlow, state: FlowState) -> None:
         req, resp = flow.request, flow.response
+        body = self._body(state, resp)
+        if body is None:
+            return  # not recorded: the log says why
         latency_ms = (resp.timestamp_end or time.time()) * 1000 - req.timestamp_start * 1000
         exchange = (req.method, state.url, state.headers, resp.status_code,
-                    {k.lower(): v for k, v in resp.headers.items()}, resp.get_content() or b"",
+                    {k.lower(): v for k, v in resp.headers.items()}, body,
                     resp.headers.get("content-type", ""), latency_ms)
         self.recorder.record(*exchange)
+        state.recorded = True
         if self.mode == "replay-or-record" and self.replayer is not None and resp.status_code == 200:
             # Replay goes on with exactly what the cassette now holds (the body parsed once).
             parsed = state.parsed if state.parsed and state.parsed[0] is not None else None
@@ -399,7 +512,7 @@ class Achievements:
             state.redactions = body_removals(*exchange[1:3], *exchange[4:7])
         for removal in state.redactions:
             logger.warning("xblreplay: removed from the recorded body of %s at %s: %s",
-                           redact_url(state.url), removal.path or "(text body)", removal.what)
+                           log_url(redact_url(state.url)), removal.path or "(text body)", removal.what)
 
     def error(self, flow: http.HTTPFlow) -> None:
         state: FlowState | None = self._flows.pop(flow, None)
@@ -407,6 +520,25 @@ class Achievements:
             self._restore(flow, state)
         if state is not None and state.fault != "reset":
             self._log(flow, state, None)
+        elif state is None and flow.request.stream and flow.request.pretty_host == HOST:
+            self._refused_request(flow)
+
+    def _refused_request(self, flow: http.HTTPFlow) -> None:
+        """Logs a request for the host whose body outgrew achievements_max_body where it could
+        not be streamed (replay, achievements_upstream): it was refused unread."""
+        if self.log is None or self.validator is None:
+            return
+        req = flow.request
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        check = self.validator.check_request(req.method, req.pretty_url, headers, None)
+        check.violations[:] = [v for v in check.violations if v.location != "body"]  # it was not read
+        check.violations.append(Violation(
+            "limits", "request", "body", WARNING,
+            f"request body over achievements_max_body ({self.settings.max_body} bytes): refused unread "
+            f"(in {self.mode} mode{' with achievements_upstream' if self.upstream else ''} it could only "
+            f"be streamed to {HOST} itself)", TOO_LARGE))
+        state = FlowState(check=check, url=req.pretty_url, headers=headers, started=time.monotonic(), source="error")
+        self._log(flow, state, None)
 
     def _log(self, flow: http.HTTPFlow, state: FlowState, status: int | None) -> None:
         # A reset, cut or emptied answer is logged as the fault, whoever produced the answer
@@ -426,7 +558,7 @@ class Achievements:
             method=flow.request.method, url=redact_url(state.url, secrets), mode=self.mode,
             endpoint=state.check.endpoint, status=status, source=source, latency_ms=latency_ms,
             violations=violations, reason=state.answer.reason if state.answer else "",
-            redactions=state.redactions, secrets=secrets,
+            redactions=state.redactions, secrets=secrets, not_recorded=state.not_recorded,
         )
         if violations:
             level = logging.WARNING if any(v.severity == "error" for v in violations) else logging.INFO

@@ -8,22 +8,33 @@ from pathlib import Path
 
 from mitmproxy import exceptions, http, io
 
+from . import bounds
 from .model import HOST
-from .recorder import Recorder
+from .recorder import Recorder, UnreadableBody, decode_body
+from .redact import redact_url
+from .vlog import log_url
 
 
 class FlowFileError(Exception):
     """A flow file that cannot be read (missing, unreadable, not a mitmproxy flow file)."""
 
 
+class UnreadableFlow(FlowFileError):
+    """A flow whose response body is not read (over ``max_body``, not decodable, an unknown
+    Content-Encoding): it is not recorded; the other flows are."""
+
+
 def import_flows(
-    flow_file: str | Path, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None
+    flow_file: str | Path, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None,
+    max_body: int = bounds.MAX_BODY_BYTES,
 ) -> int:
     """Records every answered flow for the achievements host; returns how many were recorded.
 
-    Without ``on_error`` the first write problem is raised once everything else is written. A
-    file that cannot be read as flows raises :class:`FlowFileError` (flows read before a damaged
-    part are still recorded).
+    Bodies are decoded as the proxy decodes them (:func:`recorder.decode_body`): a flow whose
+    body is over ``max_body`` bytes, or cannot be decoded, is not recorded and is reported as an
+    :class:`UnreadableFlow`. Without ``on_error`` the first problem is raised once everything
+    else is written. A file that cannot be read as flows raises :class:`FlowFileError` (flows
+    read before a damaged part are still recorded).
     """
     try:
         f = open(flow_file, "rb")
@@ -40,13 +51,19 @@ def import_flows(
                 if request.pretty_host != HOST:
                     continue
                 end = response.timestamp_end or response.timestamp_start or request.timestamp_start
+                try:
+                    body = decode_body(response.raw_content, response.headers.get("content-encoding"), max_body)
+                except UnreadableBody as exc:
+                    recorder.report(UnreadableFlow(f"{flow_file}: {request.method} {log_url(redact_url(request.pretty_url))}: "
+                                                   f"not recorded: {exc.reason}"))
+                    continue
                 recorder.record(
                     request.method,
                     request.pretty_url,
                     {k.lower(): v for k, v in request.headers.items()},
                     response.status_code,
                     {k.lower(): v for k, v in response.headers.items()},
-                    response.get_content(strict=False) or b"",
+                    body,
                     response.headers.get("content-type"),
                     max(0.0, (end - request.timestamp_start) * 1000.0),
                     datetime.fromtimestamp(end, timezone.utc),

@@ -321,6 +321,10 @@ class _Reports:
         self.on_error = on_error
         self.errors: collections.deque[Exception] = collections.deque(maxlen=100)
 
+    def report(self, exc: Exception) -> None:
+        """Keeps a problem found outside the writer (e.g. a body not read) with the write problems."""
+        self._report(exc)
+
     def _report(self, exc: Exception) -> None:
         self.errors.append(exc)
         if self.on_error is not None:
@@ -574,8 +578,8 @@ class RecorderProcess(_Reports):
             try:
                 data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # this exchange cannot be handed over; the next ones can
-                self._report(RuntimeError(f"not recorded: the exchange cannot be handed to the recorder "
-                                          f"process: {type(exc).__name__}: {exc}"))
+                self._report(RuntimeError(f"the exchange cannot be handed to the recorder process: "
+                                          f"{type(exc).__name__}: {exc}"))
                 continue
             self._deliver(message, data)
         child = self._child
@@ -603,8 +607,7 @@ class RecorderProcess(_Reports):
             self._replace(child)
         if message[0] == "record":
             item = message[1]
-            self._report(RuntimeError(f"not recorded: {item[0]} {redact.redact_url(item[1])}: "
-                                      "the recorder process is gone"))
+            self._report(RuntimeError(f"{item[0]} {redact.redact_url(item[1])}: the recorder process is gone"))
 
     def _replace(self, child: "_Child") -> None:
         try:
