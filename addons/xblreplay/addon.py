@@ -33,7 +33,7 @@ from .redact import Removal, redact_url, request_secrets, secret_pattern
 from .replay import Replayer
 from .throttle import Throttle, load_limits
 from .validator import Validator, error_answer
-from .vlog import ValidationLog, log_url
+from .vlog import ValidationLog, wire_url
 
 logger = logging.getLogger("xblreplay")
 
@@ -142,6 +142,9 @@ class Achievements:
         self.values: dict[str, Any] | None = None  # our option values last configured from
         self.option_errors: dict[str, str] = {}  # start-up values mitmproxy was given that are bad
         self._flows: weakref.WeakKeyDictionary[http.HTTPFlow, FlowState] = weakref.WeakKeyDictionary()
+        # Flows for the host whose headers are in and whose request hook has not run: the id of
+        # their client connection (see server_connect).
+        self._unhooked: weakref.WeakKeyDictionary[http.HTTPFlow, str] = weakref.WeakKeyDictionary()
 
     # ----------------------------------------------------------------- options
     def load(self, loader) -> None:
@@ -296,20 +299,32 @@ class Achievements:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # A request body over stream_large_bodies (achievements_max_body) is streamed to the host
         # the client named before the request hook runs: in replay, or with achievements_upstream,
-        # it must go nowhere. The error hook logs it.
-        if flow.request.stream and flow.request.pretty_host == HOST and not self._to_service():
+        # it must go nowhere. A Content-Length says so now; a body that outgrows the bound as it
+        # arrives is stopped at server_connect. The error hook logs both.
+        if flow.request.pretty_host != HOST or self._to_service():
+            return
+        if flow.request.stream:
             flow.kill()
+        else:
+            self._unhooked[flow] = flow.client_conn.id
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
-        # The addon never sends a request for the host to the service in replay or with
-        # achievements_upstream; a connection there could only carry a request streamed before the
-        # request hook (a body that outgrew achievements_max_body as it arrived).
+        # In replay or with achievements_upstream a request for the host goes out only once the
+        # request hook has sent it to achievements_upstream. A connection opened for a client
+        # whose request for the host has not reached that hook (its body streamed: it outgrew
+        # achievements_max_body), or to the host itself, is refused: it would reach the service
+        # (or mitmproxy's upstream proxy) with a request nobody has read.
+        if self._to_service():
+            return
         address = data.server.address
-        if address and str(address[0]).lower().rstrip(".") == HOST and not self._to_service():
-            data.server.error = (f"xblreplay: nothing goes to {HOST} itself in {self.mode} mode"
-                                 + (" with achievements_upstream" if self.upstream else ""))
+        to_host = bool(address) and str(address[0]).lower().rstrip(".") == HOST
+        if to_host or data.client.id in set(self._unhooked.values()):
+            data.server.error = (f"xblreplay: a request for {HOST} is not sent on in {self.mode} mode"
+                                 + (" with achievements_upstream" if self.upstream else "")
+                                 + " before the addon has read it")
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        self._unhooked.pop(flow, None)
         if flow.request.pretty_host != HOST:
             return
         if self.broken or self.validator is None:
@@ -321,7 +336,7 @@ class Achievements:
         except Exception as exc:
             # A fault of the proxy must never let a request through to the service (replay is
             # offline); the client gets a 500 that says so, the log gets the traceback.
-            logger.exception("xblreplay: internal error answering %s", log_url(redact_url(flow.request.pretty_url)))
+            logger.exception("xblreplay: internal error answering %s", wire_url(redact_url(flow.request.pretty_url)))
             reason = f"xblreplay internal error: {type(exc).__name__}"
             state = self._flows.get(flow)
             if state is not None:  # logged as the proxy's own answer, never recorded as the service's
@@ -412,7 +427,7 @@ class Achievements:
             self._judge(flow, state)
         except Exception as exc:
             # The client gets what the upstream (or replay) gave; the log says what was not done.
-            logger.exception("xblreplay: internal error reading the answer to %s", log_url(redact_url(state.url)))
+            logger.exception("xblreplay: internal error reading the answer to %s", wire_url(redact_url(state.url)))
             problem = f"xblreplay internal error reading the response: {type(exc).__name__}"
             state.violations = (state.violations or list(state.check.violations)) + [
                 Violation("limits", "response", "", WARNING, problem, "internal-error")]
@@ -497,7 +512,7 @@ class Achievements:
         if body is None:
             return  # not recorded: the log says why
         latency_ms = (resp.timestamp_end or time.time()) * 1000 - req.timestamp_start * 1000
-        exchange = (req.method, state.url, state.headers, resp.status_code,
+        exchange = (req.method, wire_url(state.url), state.headers, resp.status_code,
                     {k.lower(): v for k, v in resp.headers.items()}, body,
                     resp.headers.get("content-type", ""), latency_ms)
         self.recorder.record(*exchange)
@@ -512,9 +527,10 @@ class Achievements:
             state.redactions = body_removals(*exchange[1:3], *exchange[4:7])
         for removal in state.redactions:
             logger.warning("xblreplay: removed from the recorded body of %s at %s: %s",
-                           log_url(redact_url(state.url)), removal.path or "(text body)", removal.what)
+                           wire_url(redact_url(state.url)), removal.path or "(text body)", removal.what)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self._unhooked.pop(flow, None)
         state: FlowState | None = self._flows.pop(flow, None)
         if state is not None:
             self._restore(flow, state)
@@ -535,8 +551,8 @@ class Achievements:
         check.violations.append(Violation(
             "limits", "request", "body", WARNING,
             f"request body over achievements_max_body ({self.settings.max_body} bytes): refused unread "
-            f"(in {self.mode} mode{' with achievements_upstream' if self.upstream else ''} it could only "
-            f"be streamed to {HOST} itself)", TOO_LARGE))
+            f"(in {self.mode} mode{' with achievements_upstream' if self.upstream else ''} a request for "
+            "the host goes out only once the addon has read it)", TOO_LARGE))
         state = FlowState(check=check, url=req.pretty_url, headers=headers, started=time.monotonic(), source="error")
         self._log(flow, state, None)
 

@@ -12,7 +12,7 @@ from . import bounds
 from .model import HOST
 from .recorder import Recorder, UnreadableBody, decode_body
 from .redact import redact_url
-from .vlog import log_url
+from .vlog import wire_url
 
 
 class FlowFileError(Exception):
@@ -54,12 +54,12 @@ def import_flows(
                 try:
                     body = decode_body(response.raw_content, response.headers.get("content-encoding"), max_body)
                 except UnreadableBody as exc:
-                    recorder.report(UnreadableFlow(f"{flow_file}: {request.method} {log_url(redact_url(request.pretty_url))}: "
+                    recorder.report(UnreadableFlow(f"{flow_file}: {request.method} {wire_url(redact_url(request.pretty_url))}: "
                                                    f"not recorded: {exc.reason}"))
                     continue
                 recorder.record(
                     request.method,
-                    request.pretty_url,
+                    wire_url(request.pretty_url),
                     {k.lower(): v for k, v in request.headers.items()},
                     response.status_code,
                     {k.lower(): v for k, v in response.headers.items()},

@@ -40,9 +40,9 @@ from .request import readable
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def log_url(url: str) -> str:
-    """``url`` as the log writes it: each byte that was not UTF-8 (a lone surrogate from
-    mitmproxy's ``surrogateescape`` decoding) percent-encoded as the byte it was."""
+def wire_url(url: str) -> str:
+    """``url`` as the log and the cassettes write it: each byte that was not UTF-8 (a lone
+    surrogate from mitmproxy's ``surrogateescape`` decoding) percent-encoded as the byte it was."""
     return url if url.isascii() else _SURROGATE.sub(_percent, url)
 
 
@@ -111,7 +111,7 @@ class ValidationLog:
         entry: dict[str, Any] = {
             "time": utc_stamp(time),
             "method": method,
-            "url": log_url(url),
+            "url": wire_url(url),
             "mode": mode,
             "endpoint": endpoint,
             "status": status,
