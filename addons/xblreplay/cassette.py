@@ -1,8 +1,10 @@
 """Cassette format v1 on disk: safe loading with file:line errors, lint, canonical atomic writes.
 
 Reading uses the libyaml C safe loader when present, without the implicit timestamp type so that
-times stay the strings they were written as. Schema errors are located by re-composing the
-document and following the error's path to its node. Writing is canonical (sorted keys, no
+times stay the strings they were written as. Only regular files inside the cassette directory
+are read, and every document is bounded in nesting, alias expansion and integer size
+(:mod:`.rulesfile`): a hostile cassette is a ``FILE:LINE: reason`` like any other bad one.
+Schema errors are located by re-composing the document and following the error's path to its node. Writing is canonical (sorted keys, no
 line folding), leak-scanned, and atomic: a temp file in the same directory, fsync, rename, fsync
 of the directory, all under an exclusive lock on the target's directory (nothing is left beside the
 cassette). A file that does not load is never overwritten.
@@ -25,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from . import DEFAULT_RULES_DIR, redact
+from . import DEFAULT_RULES_DIR, redact, rulesfile
 from .model import closest
 
 VERSION = 1
@@ -36,13 +38,11 @@ _CHECKER = b"2\0"  # part of the parse cache key: bump when the checks change
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _Loader(rulesfile.SafeLoader):
     yaml_implicit_resolvers = {
         first: [r for r in resolvers if r[0] != _TIMESTAMP]
-        for first, resolvers in getattr(yaml, "CSafeLoader", yaml.SafeLoader).yaml_implicit_resolvers.items()
+        for first, resolvers in rulesfile.SafeLoader.yaml_implicit_resolvers.items()
     }
-
-
 
 
 class CassetteError(Exception):
@@ -389,9 +389,9 @@ def _line_of(data: bytes, path: list) -> int:
 def line_in_file(path: str | os.PathLike, where: list) -> int:
     """1-based line of the node at ``where`` in the cassette at ``path`` (0 when unreadable)."""
     try:
-        data = Path(path).read_bytes()
+        data = rulesfile.read_regular(path)
         return _line_of(data, where)
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):
         return 0
 
 
@@ -423,13 +423,17 @@ _JSON_START = re.compile(rb"\A(?:[ \t\r\n]*#[^\n]*\n)*[ \t\r\n]*\{")
 
 def _parse(path: Path, data: bytes) -> Any:
     start = _JSON_START.match(data)
-    if start:
-        try:
-            return json.loads(data[start.end() - 1:])
-        except ValueError:
-            pass  # not plain JSON after all: YAML reads it and reports any error with its line
     try:
-        return yaml.load(data, Loader=_Loader)
+        if start:
+            try:
+                return rulesfile.load_json(data, start.end() - 1)
+            except rulesfile.Refused:
+                raise
+            except ValueError:
+                pass  # not plain JSON after all: YAML reads it and reports any error with its line
+        return rulesfile.load_yaml(data, _Loader)
+    except rulesfile.Refused as exc:  # a bound on hostile input: nesting, aliases, integers
+        raise CassetteError(path, exc.line, exc.reason) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -444,6 +448,8 @@ def _parse(path: Path, data: bytes) -> Any:
         raise CassetteError(path, line, reason) from None
     except yaml.YAMLError as exc:
         raise CassetteError(path, 0, f"YAML error: {exc}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # text no bound above foresaw
+        raise CassetteError(path, 0, f"cannot read the document: {exc}") from None
 
 
 def _check(path: Path, data: bytes) -> tuple[Any, list[CassetteError]]:
@@ -461,9 +467,12 @@ def _check(path: Path, data: bytes) -> tuple[Any, list[CassetteError]]:
     return doc, _schema_errors(path, data, doc)
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, inside: str | None = None) -> bytes:
+    """The bytes of a cassette: a regular file (inside the resolved directory ``inside``)."""
     try:
-        return path.read_bytes()
+        return rulesfile.read_regular(path, inside)
+    except rulesfile.Refused as exc:
+        raise CassetteError(path, 0, exc.reason) from None
     except OSError as exc:
         raise CassetteError(path, 0, f"cannot read file: {exc.strerror or exc}") from None
 
@@ -484,7 +493,7 @@ def _store(cache: Path, doc: dict) -> None:
     """Keeps ``doc`` as JSON when JSON holds it exactly (no non-string keys, dates, NaN)."""
     try:
         text = json.dumps(doc, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return
     if json.loads(text) != doc:
         return
@@ -500,18 +509,20 @@ def _store(cache: Path, doc: dict) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def load_file(path: str | os.PathLike) -> dict:
-    """A validated cassette; the first problem raises :class:`CassetteError`.
+def load_file(path: str | os.PathLike, inside: str | None = None) -> dict:
+    """A validated cassette; the first problem raises :class:`CassetteError`. ``inside``: the
+    resolved cassette directory the file must be in (a symbolic link must not lead out of it).
 
     Large YAML cassettes are parsed once: the validated document is kept as JSON under a key made
-    of the file's bytes and the schema, so an unchanged file loads at JSON speed.
+    of the file's bytes and the schema, so an unchanged file loads at JSON speed. The kept form is
+    read with the same bounds as a cassette; one that does not read is parsed again.
     """
     path = Path(path)
-    data = _read(path)
+    data = _read(path, inside)
     cache = _cache_file(data)
     if cache is not None:
         try:
-            return json.loads(cache.read_bytes())
+            return rulesfile.load_json(rulesfile.read_regular(cache))
         except (OSError, ValueError):
             pass
     doc, errors = _check(path, data)
@@ -526,41 +537,119 @@ def load_file(path: str | os.PathLike) -> dict:
     return doc
 
 
-def _cassette_files(root: Path) -> list[Path]:
+def _is_cassette(name: str) -> bool:
+    return name.endswith(SUFFIXES) and not name.startswith((".", "~", "#"))
+
+
+def _walk(root: Path) -> tuple[list[Path], list[CassetteError]]:
+    """The cassette files below ``root``, sorted, and the entries refused on the way.
+
+    Hidden directories and hidden or temporary files are skipped, and names without a cassette
+    suffix are not looked at. A cassette is a regular file: a FIFO, device or socket is refused
+    by name, unopened. A symbolic link is followed only to a file or directory inside ``root``
+    (one leading outside is refused); one to a directory that contains it is refused as a loop.
+    Every file and directory is read once: a file with a name of its own is read under it,
+    otherwise under the first link to it; directories reached only through links are walked last.
+    """
     if not root.exists():
         raise CassetteError(root, 0, "cassette directory does not exist")
     if not root.is_dir():
         raise CassetteError(root, 0, "not a directory")
+    top = os.path.realpath(root)
+    found: dict[str, tuple[bool, Path]] = {}  # real path -> (through a link, name)
+    problems: list[CassetteError] = []
+    visited = {top}
+    dirs: list[Path] = [root]
+    linked: list[tuple[Path, str]] = []  # (link, real directory), walked when no plain one is left
+    while dirs or linked:
+        if not dirs:
+            link, real = linked.pop(0)
+            if real not in visited:
+                visited.add(real)
+                dirs.append(link)
+            continue
+        current = dirs.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            here = os.path.realpath(current)
+        except OSError as exc:
+            problems.append(CassetteError(exc.filename or current, 0, f"cannot read directory: {exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            name, path = entry.name, Path(current, entry.name)
+            try:
+                if entry.is_symlink():
+                    if name.startswith("."):
+                        continue
+                    real = os.path.realpath(path)
+                    if os.path.isdir(real):
+                        if not rulesfile.within(real, top):
+                            problems.append(CassetteError(path, 0, rulesfile.outside_reason(real)))
+                        elif rulesfile.within(here, real):
+                            problems.append(CassetteError(
+                                path, 0, f"symbolic link loop: leads back to {real}, a directory it is in"))
+                        else:
+                            linked.append((path, real))
+                        continue
+                    if not _is_cassette(name):
+                        continue
+                    if not rulesfile.within(real, top):
+                        problems.append(CassetteError(path, 0, rulesfile.outside_reason(real)))
+                        continue
+                    mode, through_link = os.stat(real).st_mode, True
+                elif entry.is_dir(follow_symlinks=False):
+                    if not name.startswith("."):
+                        visited.add(os.path.join(here, name))
+                        dirs.append(path)
+                    continue
+                elif _is_cassette(name):
+                    mode, through_link, real = entry.stat(follow_symlinks=False).st_mode, False, os.path.join(here, name)
+                else:
+                    continue
+            except OSError as exc:
+                problems.append(CassetteError(path, 0, f"cannot read file: {exc.strerror or exc}"))
+                continue
+            why = rulesfile.not_regular(mode)
+            if why:
+                problems.append(CassetteError(path, 0, why))
+            elif real not in found or (through_link, str(path)) < (found[real][0], str(found[real][1])):
+                found[real] = (through_link, path)
+    return sorted(p for _, p in found.values()), sorted(problems, key=lambda e: e.file)
 
-    def fail(exc: OSError):
-        raise CassetteError(exc.filename or root, 0, f"cannot read directory: {exc.strerror or exc}")
 
-    found = []
-    for current, dirs, files in os.walk(root, onerror=fail):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(current, f) for f in files if f.endswith(SUFFIXES) and not f.startswith((".", "~", "#"))]
-    return sorted(found)
+def _cassette_files(root: Path) -> list[Path]:
+    files, problems = _walk(root)
+    if problems:
+        raise problems[0]
+    return files
 
 
 def load_dir(path: str | os.PathLike) -> list[tuple[Path, dict]]:
-    """Every ``*.yaml``/``*.yml`` below ``path`` (hidden dirs and temp files skipped), sorted."""
-    return [(f, load_file(f)) for f in _cassette_files(Path(path))]
+    """Every ``*.yaml``/``*.yml`` below ``path`` (see :func:`_walk`), sorted."""
+    root = Path(path)
+    files = _cassette_files(root)
+    inside = os.path.realpath(root)
+    return [(f, load_file(f, inside)) for f in files]
 
 
 def lint(path: str | os.PathLike) -> list[CassetteError]:
     """All problems of one cassette file or of every cassette below a directory."""
     path = Path(path)
-    try:
-        files = [path] if path.is_file() else _cassette_files(path)
-    except CassetteError as exc:
-        return [exc]
-    errors: list[CassetteError] = []
+    if path.is_dir() or not path.exists():
+        try:
+            files, errors = _walk(path)
+        except CassetteError as exc:
+            return [exc]
+        inside: str | None = os.path.realpath(path)
+    else:  # a file named on its own: read if it is a regular file (a link to one is followed)
+        files, errors, inside = [path], [], None
     for f in files:
         try:
-            errors += _check(f, _read(f))[1]
+            errors += _check(f, _read(f, inside))[1]
         except CassetteError as exc:
             errors.append(exc)
-    return errors
+    return sorted(errors, key=lambda e: e.file)  # stable: each file's own problems stay in line order
 
 
 # Characters YAML does not allow raw in a file or reads as line breaks (and lone surrogates):
@@ -753,7 +842,7 @@ def _current(path: Path) -> tuple[bytes | None, dict | None, bool]:
     cached = _last_written.get(path)
     if cached and cached[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
         return cached[1], cached[2], False
-    data = _read(path)
+    data = _read(path, os.path.realpath(path.parent))
     try:
         doc, errors = _check(path, data)
     except CassetteError as exc:
