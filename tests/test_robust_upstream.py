@@ -604,6 +604,25 @@ def test_a_request_body_over_the_bound_in_replay_is_refused_and_never_dialled(tm
         assert any("refused unread" in v["message"] for v in entry["violations"]), entry
 
 
+def test_stream_large_bodies_is_held_at_achievements_max_body(tmp_path):
+    """A smaller stream_large_bodies given by hand would stream (and so lose) bodies the proxy
+    can read: it is replaced, with a warning, and a 3 MB body is recorded."""
+    body = json.dumps({"achievements": [], "pagingInfo": {"continuationToken": None, "totalRecords": 0},
+                       "padding": "p" * (3 * 1000 * 1000)}).encode()
+
+    def handler(method, path, headers, _body):
+        return 200, {"Content-Type": "application/json"}, body
+
+    with Upstream(handler) as up:
+        proxy = record_proxy(tmp_path, up.url, stream_large_bodies="1m")
+        with watched(proxy):
+            assert get(proxy, listing(1))[2] == sha(body)
+            wait_until(lambda: listing(1) in recorded_urls(tmp_path / "cassettes"), 20, "the body on disk")
+            stop_in(proxy, 10)
+    assert "stream_large_bodies stays at achievements_max_body (33554432)" in proxy.text()
+    assert "not_recorded" not in entry_for(read_log(tmp_path / "log.jsonl")[0], listing(1))
+
+
 def test_achievements_max_body_of_zero_stops_mitmdump_at_start(tmp_path):
     proxy = Mitmdump(tmp_path, achievements_max_body=0, achievements_cassettes=tmp_path)
     try:

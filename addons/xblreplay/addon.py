@@ -145,6 +145,7 @@ class Achievements:
         # Flows for the host whose headers are in and whose request hook has not run: the id of
         # their client connection (see server_connect).
         self._unhooked: weakref.WeakKeyDictionary[http.HTTPFlow, str] = weakref.WeakKeyDictionary()
+        self._held_stream: str | None = None  # the stream_large_bodies this addon set
 
     # ----------------------------------------------------------------- options
     def load(self, loader) -> None:
@@ -167,9 +168,8 @@ class Achievements:
                            "before the addon has answered")
         if updated & OUR_OPTIONS:
             self._apply()
-        if "stream_large_bodies" in updated and self.settings is not None and self._hold_stream(ctx.options):
-            logger.warning(f"xblreplay: stream_large_bodies stays at achievements_max_body ({self.settings.max_body}): "
-                           "a body over it is never read, a body under it is never streamed")
+        if "stream_large_bodies" in updated and self.settings is not None:
+            self._hold_stream(ctx.options)
 
     def _apply(self, force: bool = False) -> None:
         values = {name: getattr(ctx.options, name) for name in OUR_OPTIONS}
@@ -260,16 +260,19 @@ class Achievements:
             return True
         return False
 
-    def _hold_stream(self, opts) -> bool:
+    def _hold_stream(self, opts) -> None:
         """mitmproxy streams a body over stream_large_bodies instead of holding it: held at
         achievements_max_body, a body too large to read never sits in memory (a response with no
         Content-Length is streamed once that much has arrived), and one small enough to read is
-        never streamed past the addon. True when it was something else."""
+        never streamed past the addon. A value set by hand is replaced, with a warning."""
         want = str(self.settings.max_body)
-        if "stream_large_bodies" in opts and opts.stream_large_bodies != want:
-            opts.stream_large_bodies = want
-            return True
-        return False
+        if "stream_large_bodies" not in opts or opts.stream_large_bodies == want:
+            return
+        if opts.stream_large_bodies not in (None, self._held_stream):
+            logger.warning(f"xblreplay: stream_large_bodies stays at achievements_max_body ({want}): a body "
+                           "over it is never read, a body under it is never streamed")
+        self._held_stream = want
+        opts.stream_large_bodies = want
 
     @staticmethod
     def _load(option: str, fn, *args):
