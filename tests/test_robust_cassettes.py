@@ -363,3 +363,40 @@ def test_a_file_named_on_its_own_is_read_only_if_regular(tmp_path):
     assert checked.status == 1 and checked.took < SECONDS and "Traceback" not in checked.out, checked
     assert checked.out.splitlines() == [
         f"{tmp_path / 'pipe.yaml'}:0: not a regular file (a FIFO): only regular files are read", "1 problem(s)"]
+
+
+def test_the_depth_bound_is_exact_wherever_the_load_is_called_from():
+    """JSON text is held to the bound by the parser itself, with the interpreter's recursion
+    limit set for the frames above the call: the same levels pass at any depth of the stack."""
+    from xblreplay import rulesfile
+
+    def at_depth(frames: int, text: bytes):
+        if frames:
+            return at_depth(frames - 1, text)
+        try:
+            rulesfile.load_json(text)
+            return "read"
+        except rulesfile.Refused as exc:
+            return exc.reason
+
+    limit = sys.getrecursionlimit()
+    for frames in (0, 100, 600):
+        assert at_depth(frames, b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) == "read"
+        assert at_depth(frames, b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)) == \
+            f"nested more than {MAX_JSON_DEPTH} levels deep"
+        assert sys.getrecursionlimit() == limit
+
+
+def test_numbers_json_does_not_have_are_refused_and_a_latency_is_at_most_ten_minutes(tmp_path):
+    recorded = ('{"xblreplay": 1, "interactions": [{"request": {"method": "GET", "url": "u"},\n'
+                ' "response": {"status": 200, "latency_ms": %s}}]}')
+    (tmp_path / "nan.yaml").write_text(recorded % "NaN")
+    (tmp_path / "late.yaml").write_text(recorded % "1e12")
+    (tmp_path / "inf.yaml").write_text("xblreplay: 1\ninteractions:\n  - request: {method: GET, url: u}\n"
+                                       "    response: {status: 200, latency_ms: .inf}\n")
+    reasons = {Path(e.file).name: (e.line, e.reason) for e in cassette.lint(tmp_path)}
+    assert reasons == {
+        "nan.yaml": (2, "NaN is not a finite number: values here are JSON's"),
+        "inf.yaml": (4, ".inf is not a finite number: values here are JSON's"),
+        "late.yaml": (2, "interactions/0/response/latency_ms: 1000000000000.0 is greater than the maximum of 600000"),
+    }

@@ -11,13 +11,15 @@ file as a whole) and a reason, never a hang, a traceback or gigabytes of memory:
 * :func:`load_yaml` builds a document no deeper than ``bounds.MAX_JSON_DEPTH`` levels, whose
   aliases repeat at most ``bounds.MAX_YAML_ALIAS_EXPANSION`` nodes and characters (checked on the
   composed nodes, before anything is built from them, so merge keys cannot multiply either), with
-  no collection containing itself and no integer of more than ``bounds.MAX_INT_DIGITS`` digits;
+  no collection containing itself, no integer of more than ``bounds.MAX_INT_DIGITS`` digits and
+  no NaN or infinity (the values are JSON's);
 * :func:`load_json` does the same for JSON text, at the speed of ``json.loads``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -49,8 +51,9 @@ class Refused(ValueError):
 
 
 class SafeLoader(_C_LOADER or yaml.SafeLoader):  # type: ignore[misc]
-    """The safe loader (libyaml's when present) with integers held to ``MAX_INT_DIGITS`` digits:
-    a longer one is refused with its line before Python is asked to convert it."""
+    """The safe loader (libyaml's when present) with integers held to ``MAX_INT_DIGITS`` digits
+    (a longer one is refused with its line before Python is asked to convert it) and numbers that
+    are finite (``.nan``/``.inf`` are refused: a latency of infinity would wait for ever)."""
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         text = node.value.replace("_", "").lstrip("+-")
@@ -64,8 +67,16 @@ class SafeLoader(_C_LOADER or yaml.SafeLoader):  # type: ignore[misc]
             raise Refused(node.start_mark.line + 1, _int_reason(len(str(abs(value)))))
         return value
 
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise Refused(node.start_mark.line + 1, _NOT_FINITE.format(node.value))
+        return value
+
 
 SafeLoader.add_constructor("tag:yaml.org,2002:int", SafeLoader.construct_yaml_int)
+SafeLoader.add_constructor("tag:yaml.org,2002:float", SafeLoader.construct_yaml_float)
+_NOT_FINITE = "{} is not a finite number: values here are JSON's"
 
 
 def _int_reason(length: int, unit: str = "digits") -> str:
@@ -259,7 +270,7 @@ _PROBE_DEEP = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
 # text: found at C speed by mapping every digit to "0" (and everything else to a space).
 _DIGITS_TO_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
 _LONG_RUN = b"0" * (MAX_INT_DIGITS + 1)
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16  # small enough to stay in cache while it is translated and searched
 _JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
@@ -268,10 +279,20 @@ class _LongInt(Exception):
         self.text = text
 
 
+class _Constant(Exception):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _checked_int(text: str) -> int:
     if not int_text_ok(text):
         raise _LongInt(text)
     return int(text)
+
+
+def _no_constant(text: str) -> float:
+    """json.loads reads NaN and Infinity, which JSON does not have: refused."""
+    raise _Constant(text)
 
 
 def _frames() -> int:
@@ -285,7 +306,7 @@ def _attempt(text: bytes, limit: int) -> Any:
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(limit)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     finally:
         sys.setrecursionlimit(old)
 
@@ -308,7 +329,7 @@ def _bounded_loads(text: bytes) -> tuple[Any, bool]:
                 return _attempt(text, base + extra), True
             if n:
                 break  # the tightest limit that reads MAX_JSON_DEPTH levels reads more: no bound
-        return json.loads(text), False
+        return json.loads(text, parse_constant=_no_constant), False
 
 
 def _has_long_digit_run(text: bytes) -> bool:
@@ -333,10 +354,11 @@ def _deep_offset(text: bytes) -> int | None:
     return None
 
 
-def _int_offset(text: bytes, digits: str) -> int:
-    for m in re.finditer(rb"(?<![0-9.\"\w])" + re.escape(digits.encode()) + rb"(?![0-9])", text):
+def _token_offset(text: bytes, token: str) -> int | None:
+    """Offset of ``token`` standing as a value of its own in JSON ``text`` (not in a string)."""
+    for m in re.finditer(rb"(?<![0-9.\"\w-])" + re.escape(token.encode()) + rb"(?![0-9\w])", text):
         return m.start()
-    return 0
+    return None
 
 
 def load_json(data: bytes, start: int = 0) -> Any:
@@ -348,21 +370,31 @@ def load_json(data: bytes, start: int = 0) -> Any:
         return Refused(data.count(b"\n", 0, start + offset) + 1 if offset is not None else 0, reason)
 
     try:
-        if _has_long_digit_run(text):  # rare: digits in a string, or a refused integer
-            value, bounded = json.loads(text, parse_int=_checked_int), False
-        else:
-            value, bounded = _bounded_loads(text)
+        value, bounded = _read_json(text)
+        if not bounded and depth(value, stop=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise RecursionError
+        return value
+    except RecursionError:
+        raise refuse(_deep_offset(text), TOO_DEEP) from None
     except _LongInt as exc:
         digits = exc.text
-        raise refuse(_int_offset(text, digits), _int_reason(len(digits.lstrip("+-").lstrip("0")))) from None
+        raise refuse(_token_offset(text, digits), _int_reason(len(digits.lstrip("+-").lstrip("0")))) from None
+    except _Constant as exc:
+        raise refuse(_token_offset(text, exc.text), _NOT_FINITE.format(exc.text)) from None
+
+
+def _read_json(text: bytes) -> tuple[Any, bool]:
+    """(value, whether its depth is known to be within the bound). RecursionError: too deep."""
+    if _has_long_digit_run(text):  # rare: digits in a string, or a refused integer
+        return json.loads(text, parse_int=_checked_int, parse_constant=_no_constant), False
+    try:
+        return _bounded_loads(text)
     except RecursionError:
-        offset = _deep_offset(text)
-        if offset is not None:
-            raise refuse(offset, TOO_DEEP) from None
-        value, bounded = json.loads(text), False  # the limit was tighter than the levels: read it whole
-    if not bounded and depth(value, stop=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise refuse(_deep_offset(text), TOO_DEEP)
-    return value
+        if _deep_offset(text) is not None:
+            raise
+        # The limit was tighter than the levels (frames the count above did not see): read it
+        # with the interpreter's own limit and measure.
+        return json.loads(text, parse_constant=_no_constant), False
 
 
 def read_yaml(path: str | os.PathLike, error: type[Exception], what: str) -> Any:
