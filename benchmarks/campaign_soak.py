@@ -12,8 +12,9 @@ proxy keeps per caller. The requests are sent by the keep-alive load generator o
 harness (``../shared/bench/load.py``, HTTPS through the proxy, ``-c`` connections) in chunks of
 ``--every`` requests; after each chunk the proxy's VmRSS is read from /proc. Printed: RSS after
 start and after every chunk, the growth of each chunk, and the mean growth per chunk after the
-warm-up (``--warmup``, default the first two chunks: the tracked callers reach their cap of
-``tracking.max_callers`` = 10,000 within the first one).
+warm-up (``--warmup`` chunks, default 5: with the shipped caps the callers reach
+``tracking.max_callers`` = 10,000 in the first chunk and the call-pattern requests, one per
+caller here, ``tracking.max_requests`` = 40,000 in the fourth).
 
 ``--checkout DIR`` runs another checkout's entry script (and so its package and rules), e.g. an
 older commit in a ``git worktree``, with this checkout's mitmdump; ``--rules DIR`` sets
@@ -66,7 +67,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=100_000, help="requests in all, one distinct xuid each")
     ap.add_argument("--every", type=int, default=10_000, help="requests per chunk (RSS is read after each)")
-    ap.add_argument("--warmup", type=int, default=2, help="chunks left out of the mean growth")
+    ap.add_argument("--warmup", type=int, default=5, help="chunks left out of the mean growth")
     ap.add_argument("-c", type=int, default=4, help="keep-alive HTTPS connections")
     ap.add_argument("--checkout", type=Path, default=REPO, help="checkout whose addon is run")
     ap.add_argument("--rules", type=Path, default=None, help="achievements_rules (default: the addon's own)")

@@ -21,13 +21,16 @@ rhythm breaks, an ignored Retry-After once per Retry-After (the 429s the early r
 extend it).
 
 Memory. State that can no longer produce a finding is forgotten, so memory follows the active
-clients, and it is capped (``tracking`` in ``rules/limits.yaml``): at most ``max_callers``
+clients (an idle pair still inside a Retry-After is kept without holding back the idle ones
+behind it), and it is capped (``tracking`` in ``rules/limits.yaml``): at most ``max_callers``
 (xuid, title) pairs and ``max_requests`` distinct requests are kept, the least recently seen
 forgotten first. A forgotten pair or request starts afresh: a limit it was over may be reported
 again as a new episode, its Retry-After and its repeat and polling history are forgotten. Each
-pair keeps one array of request times (8 bytes a time) serving all three rate windows: the
-newest ``certification`` limit + 1 inside the longest window at most, since a window is over its
-limit exactly when its (limit + 1)-th newest request is inside it.
+pair keeps one array of request times (8 bytes a time) serving all three rate windows -- a window
+is over its limit exactly when its (limit + 1)-th newest request is inside it, so the newest
+(largest limit + 1) times inside the longest window are all it needs; each request keeps the
+times of its last ``min_calls`` sends. A pair costs about 330 bytes and a request about 470 (its
+key included), with one request each.
 """
 
 from __future__ import annotations
@@ -69,6 +72,11 @@ class _Request:
     polling: bool = False
 
 
+def _name(pair_key: tuple[int, str]) -> str:
+    """How a finding names an (xuid, title) pair."""
+    return f"xuid({pair_key[0]}) title {pair_key[1]}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Limit:
     name: str
@@ -88,6 +96,7 @@ class CallPatterns:
         # state older than these can no longer take part in a finding
         self._pair_horizon = max(w.period for w in self._limits)
         self._pair_keep = max(w.limit for w in self._limits) + 1  # times a pair needs at most
+        self._least_limit = min(w.limit for w in self._limits)
         self._request_horizon = max(self._repeat_window, self._max_interval)
         self._max_pairs, self._max_requests = tracking_caps(limits)
         self._clock = clock
@@ -107,19 +116,19 @@ class CallPatterns:
         now = self._clock()
         self._forget_idle(now)
         found: list[Violation] = []
-        pair_name = f"xuid({xuid}) title {title}"
 
-        pair = self._pairs.get((xuid, title))
+        pair_key = (xuid, title)
+        pair = self._pairs.get(pair_key)
         if pair is None:  # arrays are made holding their first time: no room to spare
-            pair = self._pairs[(xuid, title)] = _Pair(array("d", (now,)))
+            pair = self._pairs[pair_key] = _Pair(array("d", (now,)))
             if len(self._pairs) > self._max_pairs:
                 self._pairs.popitem(last=False)
                 self.forgotten_at_cap["pairs"] += 1
         else:
-            self._pairs.move_to_end((xuid, title))
+            self._pairs.move_to_end(pair_key)
             pair.times.append(now)
-        self._check_rates(pair, now, pair_name, found)
-        self._check_retry_after(pair, now, status, retry_after, pair_name, found)
+        self._check_rates(pair, now, pair_key, found)
+        self._check_retry_after(pair, now, status, retry_after, pair_key, found)
 
         key = (xuid, title, request_key)
         request = self._requests.get(key)
@@ -133,7 +142,8 @@ class CallPatterns:
             self._check_request(request, now, request_key, found)
         request.ok = 0 < status < 400
 
-        self._counts.update(v.code for v in found)
+        if found:
+            self._counts.update(v.code for v in found)
         return found
 
     def summary(self) -> dict[str, int]:
@@ -144,7 +154,7 @@ class CallPatterns:
         """How much state is kept: (xuid, title) pairs and distinct requests."""
         return {"pairs": len(self._pairs), "requests": len(self._requests)}
 
-    def _check_rates(self, pair: _Pair, now: float, name: str, found: list[Violation]) -> None:
+    def _check_rates(self, pair: _Pair, now: float, pair_key: tuple[int, str], found: list[Violation]) -> None:
         # Every request counts in every window. A window is over its limit exactly when the
         # (limit + 1)-th newest request is still inside it; older times than the longest window
         # or than the largest limit + 1 can serve no window and are dropped.
@@ -152,11 +162,14 @@ class CallPatterns:
         n = len(times)
         drop_before(times, max(n - self._pair_keep, first_inside(times, self._pair_horizon, now)))
         n = len(times)
+        if n <= self._least_limit and not pair.over:
+            return  # no window can be over its limit, and none was
         for i, window in enumerate(self._limits):
             k = n - window.limit - 1
             over = k >= 0 and times[k] + window.period > now
             bit = 1 << i
             if over and not pair.over & bit:
+                name = _name(pair_key)
                 found.append(Violation(
                     RULE, "traffic", name, ERROR if window.name == "certification" else WARNING,
                     f"more than {window.limit} requests in {window.period:g} s for {name} "
@@ -166,9 +179,10 @@ class CallPatterns:
             pair.over = pair.over | bit if over else pair.over & ~bit
 
     def _check_retry_after(self, pair: _Pair, now: float, status: int, retry_after: float | None,
-                           name: str, found: list[Violation]) -> None:
+                           pair_key: tuple[int, str], found: list[Violation]) -> None:
         early = now < pair.blocked_until
         if early and not pair.retry_reported:
+            name = _name(pair_key)
             found.append(Violation(
                 RULE, "traffic", name, WARNING,
                 f"request for {name} sent {pair.blocked_until - now:.3g} s before the Retry-After "
