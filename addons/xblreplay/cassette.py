@@ -4,10 +4,11 @@ Reading uses the libyaml C safe loader when present, without the implicit timest
 times stay the strings they were written as. Only regular files inside the cassette directory
 are read, and every document is bounded in nesting, alias expansion and integer size
 (:mod:`.rulesfile`): a hostile cassette is a ``FILE:LINE: reason`` like any other bad one.
-Schema errors are located by re-composing the document and following the error's path to its node. Writing is canonical (sorted keys, no
-line folding), leak-scanned, and atomic: a temp file in the same directory, fsync, rename, fsync
-of the directory, all under an exclusive lock on the target's directory (nothing is left beside the
-cassette). A file that does not load is never overwritten.
+Schema errors are located by re-composing the document and following the error's path to its
+node. Writing is canonical (sorted keys, no line folding), leak-scanned, and atomic: a temp file
+in the same directory, fsync, rename, fsync of the directory, all under an exclusive lock on the
+target's directory (nothing is left beside the cassette). A file that does not load is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -548,8 +549,10 @@ def _walk(root: Path) -> tuple[list[Path], list[CassetteError]]:
     suffix are not looked at. A cassette is a regular file: a FIFO, device or socket is refused
     by name, unopened. A symbolic link is followed only to a file or directory inside ``root``
     (one leading outside is refused); one to a directory that contains it is refused as a loop.
-    Every file and directory is read once: a file with a name of its own is read under it,
-    otherwise under the first link to it; directories reached only through links are walked last.
+    Every file and directory is read once (directories known by device and inode, so a bind
+    mount of a directory inside itself is not walked again): a file with a name of its own is read
+    under it, otherwise under the first link to it; directories reached only through links are
+    walked last.
     """
     if not root.exists():
         raise CassetteError(root, 0, "cassette directory does not exist")
@@ -558,14 +561,15 @@ def _walk(root: Path) -> tuple[list[Path], list[CassetteError]]:
     top = os.path.realpath(root)
     found: dict[str, tuple[bool, Path]] = {}  # real path -> (through a link, name)
     problems: list[CassetteError] = []
-    visited = {top}
+    st = os.stat(top)
+    visited = {(st.st_dev, st.st_ino)}
     dirs: list[Path] = [root]
-    linked: list[tuple[Path, str]] = []  # (link, real directory), walked when no plain one is left
+    linked: list[tuple[Path, tuple[int, int]]] = []  # (link, its directory): walked when no plain one is left
     while dirs or linked:
         if not dirs:
-            link, real = linked.pop(0)
-            if real not in visited:
-                visited.add(real)
+            link, key = linked.pop(0)
+            if key not in visited:
+                visited.add(key)
                 dirs.append(link)
             continue
         current = dirs.pop()
@@ -590,7 +594,8 @@ def _walk(root: Path) -> tuple[list[Path], list[CassetteError]]:
                             problems.append(CassetteError(
                                 path, 0, f"symbolic link loop: leads back to {real}, a directory it is in"))
                         else:
-                            linked.append((path, real))
+                            st = os.stat(real)
+                            linked.append((path, (st.st_dev, st.st_ino)))
                         continue
                     if not _is_cassette(name):
                         continue
@@ -599,8 +604,9 @@ def _walk(root: Path) -> tuple[list[Path], list[CassetteError]]:
                         continue
                     mode, through_link = os.stat(real).st_mode, True
                 elif entry.is_dir(follow_symlinks=False):
-                    if not name.startswith("."):
-                        visited.add(os.path.join(here, name))
+                    st = entry.stat(follow_symlinks=False)
+                    if not name.startswith(".") and (st.st_dev, st.st_ino) not in visited:
+                        visited.add((st.st_dev, st.st_ino))
                         dirs.append(path)
                     continue
                 elif _is_cassette(name):
