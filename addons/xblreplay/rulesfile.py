@@ -25,11 +25,12 @@ import re
 import stat
 import sys
 import threading
+from itertools import chain, compress
 from typing import Any
 
 import yaml
 
-from .bounds import MAX_FILE_BYTES, MAX_INT_DIGITS, MAX_JSON_DEPTH, MAX_YAML_ALIAS_EXPANSION, depth, int_text_ok
+from .bounds import MAX_FILE_BYTES, MAX_INT_DIGITS, MAX_JSON_DEPTH, MAX_YAML_ALIAS_EXPANSION, int_text_ok
 
 # libyaml refuses nesting deeper than 1,000 levels from 0.2.5 on; an older one would recurse in C
 # without a bound, so it is not used (PyYAML's own parser is iterative, its composer recursion
@@ -56,16 +57,17 @@ class SafeLoader(_C_LOADER or yaml.SafeLoader):  # type: ignore[misc]
     are finite (``.nan``/``.inf`` are refused: a latency of infinity would wait for ever)."""
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        text = node.value.replace("_", "").lstrip("+-")
-        # Decimal (and YAML 1.1 octal) texts by their length; 0x/0b/sexagesimal ones by value.
-        if text.isdigit() and not int_text_ok(text):
-            raise Refused(node.start_mark.line + 1, _int_reason(len(text.lstrip("0"))))
-        if len(text) > 4 * MAX_INT_DIGITS:
-            raise Refused(node.start_mark.line + 1, _int_reason(len(text), "characters"))
+        if len(node.value) > MAX_INT_DIGITS:  # only a long text needs a look before int() reads it
+            text = node.value.replace("_", "").lstrip("+-")
+            # Decimal (and YAML 1.1 octal) texts by their digits; 0x/0b/sexagesimal ones by value.
+            if text.isdigit() and not int_text_ok(text):
+                raise Refused(node.start_mark.line + 1, _int_reason(len(text.lstrip("0"))))
+            if len(text) > 4 * MAX_INT_DIGITS:
+                raise Refused(node.start_mark.line + 1, _int_reason(len(text), "characters"))
         value = super().construct_yaml_int(node)
-        if abs(value) >= 10**MAX_INT_DIGITS:
-            raise Refused(node.start_mark.line + 1, _int_reason(len(str(abs(value)))))
-        return value
+        if -_INT_BOUND < value < _INT_BOUND:
+            return value
+        raise Refused(node.start_mark.line + 1, _int_reason(len(str(abs(value)))))
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
         value = super().construct_yaml_float(node)
@@ -77,6 +79,7 @@ class SafeLoader(_C_LOADER or yaml.SafeLoader):  # type: ignore[misc]
 SafeLoader.add_constructor("tag:yaml.org,2002:int", SafeLoader.construct_yaml_int)
 SafeLoader.add_constructor("tag:yaml.org,2002:float", SafeLoader.construct_yaml_float)
 _NOT_FINITE = "{} is not a finite number: values here are JSON's"
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 
 def _int_reason(length: int, unit: str = "digits") -> str:
@@ -131,6 +134,31 @@ def read_regular(path: str | os.PathLike, inside: str | None = None) -> bytes:
         return f.readall()
 
 
+_CONTAINER = frozenset((dict, list)).__contains__
+
+
+def too_deep(value: Any) -> bool:
+    """Whether a tree of dicts and lists nests more than MAX_JSON_DEPTH levels: level by level,
+    the children of a level gathered and filtered by C-level iteration (about 2.5 times as fast
+    as bounds.depth on a large cassette)."""
+    level = [value] if _CONTAINER(type(value)) else []
+    for _ in range(MAX_JSON_DEPTH):
+        if not level:
+            return False
+        children = list(chain(chain.from_iterable(map(dict.values, filter(_is_dict, level))),
+                              chain.from_iterable(filter(_is_list, level))))
+        level = list(compress(children, map(_CONTAINER, map(type, children))))
+    return bool(level)
+
+
+def _is_dict(v: Any) -> bool:
+    return type(v) is dict
+
+
+def _is_list(v: Any) -> bool:
+    return type(v) is list
+
+
 # --- YAML ------------------------------------------------------------------------------------
 
 def load_yaml(data: bytes | str, loader: type = SafeLoader) -> Any:
@@ -140,7 +168,7 @@ def load_yaml(data: bytes | str, loader: type = SafeLoader) -> Any:
         if (b"*" if isinstance(data, bytes) else "*") not in data:
             # No alias: the document is a tree as written; only its depth needs a look.
             doc = yaml.load(data, Loader=loader)
-            if depth(doc, stop=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            if too_deep(doc):
                 raise Refused(_deep_yaml_line(data, loader), TOO_DEEP)
             return doc
         reader = loader(data)
@@ -371,7 +399,7 @@ def load_json(data: bytes, start: int = 0) -> Any:
 
     try:
         value, bounded = _read_json(text)
-        if not bounded and depth(value, stop=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        if not bounded and too_deep(value):
             raise RecursionError
         return value
     except RecursionError:
