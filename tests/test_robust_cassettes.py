@@ -405,3 +405,32 @@ def test_numbers_json_does_not_have_are_refused_and_a_latency_is_at_most_ten_min
         "inf.yaml": (4, ".inf is not a finite number: values here are JSON's"),
         "late.yaml": (2, "interactions/0/response/latency_ms: 1000000000000.0 is greater than the maximum of 600000"),
     }
+
+
+def test_a_recorded_id_string_of_any_length_loads_and_replays(tmp_path):
+    """Strings are not bounded by the loader; the engine reads a numeric id string longer than
+    any id can be as not a number instead of asking int() for it (ValueError past 4,300 digits)."""
+    from xblreplay import DEFAULT_RULES_DIR
+    from xblreplay.replay import Replayer
+    from xblreplay.validator import Validator
+
+    def item(ident: str) -> dict:
+        return {"id": ident, "serviceConfigId": "00000000-0000-0000-0000-0000000004d2", "name": "x",
+                "titleAssociations": [{"name": "t", "id": 1}], "progressState": "NotStarted",
+                "progression": {"requirements": [], "timeUnlocked": "0001-01-01T00:00:00.0000000Z"},
+                "mediaAssets": [], "platforms": ["Durango"], "isSecret": False, "description": "",
+                "lockedDescription": "", "productId": "", "achievementType": "Persistent",
+                "participationType": "Individual", "timeWindow": None, "rewards": [],
+                "estimatedTime": "00:00:00", "deeplink": None, "isRevoked": False}
+
+    ids = ["1", "9" * 5000, "\u00b2"]  # an ordinary id, one of 5,000 digits, a non-ASCII digit
+    body = {"achievements": [item(i) for i in ids], "pagingInfo": {"continuationToken": None, "totalRecords": 3}}
+    url = "https://achievements.xboxlive.com/users/xuid(1)/achievements?titleId=1"
+    doc = {"xblreplay": 1, "interactions": [{"recorded_at": "2026-01-01T00:00:00Z",
+                                             "request": {"method": "GET", "url": url, "headers": {"x-xbl-contract-version": "2"}},
+                                             "response": {"status": 200, "headers": {"content-type": "application/json"}, "body": body}}]}
+    (tmp_path / "a.yaml").write_text(json.dumps(doc))
+    replayer = Replayer.from_dir(Validator.from_rules(DEFAULT_RULES_DIR), tmp_path)
+    _check, answer = replayer.handle("GET", url + "&orderBy=Title", {"authorization": "XBL3.0 x=1;t", "x-xbl-contract-version": "2"})
+    assert answer.status == 200
+    assert sorted(a["id"] for a in answer.body["achievements"]) == sorted(ids)

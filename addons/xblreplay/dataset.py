@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any, Iterator, NamedTuple
 
+from .bounds import int_text_ok
 from .model import ERROR, NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation, violations_header
 
 DEFAULT_LOCALE = "en-US"
@@ -76,9 +77,9 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and int_text_ok(value):
         return int(value)
-    return None
+    return None  # not a number (a text of other digits, or longer than any value here can be)
 
 
 # ---------------------------------------------------------------------------------------------
