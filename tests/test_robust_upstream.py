@@ -399,6 +399,39 @@ def test_a_50_mb_body_at_the_default_bound_is_streamed_not_held_and_not_recorded
     assert "body-too-large" in codes(entry)
 
 
+def test_large_bodies_in_a_row_keep_memory_bounded_and_every_one_reaches_the_disk(tmp_path):
+    """24 bodies just under achievements_max_body (8 MiB), as fast as the upstream can send them:
+    the recorder writes a large body alone, reads ahead only so much, and the proxy holds flows
+    back while it is behind; each process stays within a few times the bound (not the 192 MiB
+    that went through) and none is lost."""
+    limit, count = 8 * MiB, 24
+    body = b'{"achievements":[],"pad":"' + b"p" * (limit - 64) + b'"}'
+
+    warm = f"{BASE}?maxItems=1"  # a small body first: both processes warmed up
+
+    def handler(method, path, headers, _body):
+        return 200, {"Content-Type": "application/json"}, NORMAL if path == warm else body
+
+    paths = [listing(t) for t in range(1, count + 1)]
+    with Upstream(handler) as up:
+        proxy = record_proxy(tmp_path, up.url, achievements_max_body=limit)
+        with watched(proxy):
+            pid = proxy.proc.pid
+            assert get(proxy, warm)[0] == 200
+            wait_until(lambda: warm in recorded_urls(tmp_path / "cassettes"), 20, "the first exchange on disk")
+            (child,) = recorder_children(pid)
+            base = status_of(pid)["VmRSS"], status_of(child)["VmRSS"]
+            replies = [get(proxy, p) for p in paths]
+            wait_until(lambda: set(paths) <= recorded_urls(tmp_path / "cassettes"), 60, "every body on disk")
+            peak = status_of(pid)["VmHWM"], status_of(child)["VmHWM"]
+            stop_in(proxy, 10)
+    assert all(r[0] == 200 and r[2] == sha(body) for r in replies)
+    print(f"growth: mitmdump {(peak[0] - base[0]) >> 20} MiB, recorder child {(peak[1] - base[1]) >> 20} MiB")
+    assert peak[0] - base[0] < 12 * limit, (peak, base)
+    assert peak[1] - base[1] < 14 * limit, (peak, base)
+    assert read_log(tmp_path / "log.jsonl")[1]["not_recorded"] == 0
+
+
 def test_bodies_without_content_length_are_streamed_past_the_bound(tmp_path):
     """A close-delimited and a chunked body of 24 MiB with achievements_max_body=1 MiB: mitmproxy
     holds at most about the bound, then streams the rest."""

@@ -10,6 +10,7 @@ Without a valid configuration every request for the host is answered 502: nothin
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -42,6 +43,12 @@ OUR_OPTIONS = xopts.NAMES
 RECORD_CODES = frozenset({"coverage", "no-dataset", "not-recorded"})
 # How long stopping the proxy waits for the recorder child; it finishes writing on its own after.
 RECORDER_CLOSE_S = 3.0
+# How long one flow is held back, at most, while the recorder is behind (see _drain).
+RECORDER_WAIT_S = 30.0
+# mitmproxy's flows hold reference cycles, so a finished flow (and its body) goes only when the
+# cycle collector runs, which counts objects, not bytes: after twice achievements_max_body of
+# large bodies (1 MiB or more) the addon runs it, so dead flows never pile up their bodies.
+LARGE_BODY = 1 << 20
 
 
 try:  # how mitmproxy keeps the text of a `--set` for an option not declared yet
@@ -146,6 +153,7 @@ class Achievements:
         # their client connection (see server_connect).
         self._unhooked: weakref.WeakKeyDictionary[http.HTTPFlow, str] = weakref.WeakKeyDictionary()
         self._held_stream: str | None = None  # the stream_large_bodies this addon set
+        self._large_bytes = 0  # bytes of large bodies seen since the cycle collector last ran
 
     # ----------------------------------------------------------------- options
     def load(self, loader) -> None:
@@ -232,10 +240,11 @@ class Achievements:
         if log is not self.log and self.log is not None:
             self.log.close()
         if s.records:
-            if self.recorder is None or self.recorder.cassette_dir != s.cassettes:
+            if (self.recorder is None or self.recorder.cassette_dir != s.cassettes
+                    or self.recorder.backlog_limit != 2 * s.max_body):
                 self._close_recorder()
                 self.recorder = RecorderProcess(s.cassettes, on_error=lambda e: logger.warning(f"xblreplay: not recorded: {e}"),
-                                                rules_dir=s.rules)
+                                                rules_dir=s.rules, backlog_limit=2 * s.max_body)
         else:
             self._close_recorder()
         self.mode, self.validator, self.upstream, self.replayer = s.mode, validator, s.upstream, replayer
@@ -420,7 +429,8 @@ class Achievements:
         warnings = [] if answer.source == "error" else [v for v in state.check.violations if v.severity == "warning"]
         flow.response = make_response(answer, warnings)
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow):
+        self._collect_after(flow)
         state: FlowState | None = self._flows.pop(flow, None)  # the flow is done
         if state is not None:
             self._restore(flow, state)
@@ -437,6 +447,30 @@ class Achievements:
             if self._records(state) and not state.recorded:
                 state.not_recorded = problem
         self._log(flow, state, flow.response.status_code)
+        if state.recorded and self.recorder is not None and self.recorder.backlog() > self.recorder.backlog_limit:
+            return self._drain()  # mitmproxy awaits it: this flow waits, the event loop does not
+        return None
+
+    async def _drain(self) -> None:
+        """Holds a recorded flow back while the recorder has more than its backlog limit (twice
+        achievements_max_body) of bodies waiting (an upstream answering large bodies faster than
+        they can be written): memory stays bounded and nothing is dropped. At most
+        RECORDER_WAIT_S per flow."""
+        deadline = time.monotonic() + RECORDER_WAIT_S
+        while self.recorder is not None and self.recorder.backlog() > self.recorder.backlog_limit:
+            if time.monotonic() > deadline:
+                logger.warning("xblreplay: the recorder is %d MiB behind; answering without waiting for it",
+                               self.recorder.backlog() >> 20)
+                return
+            await asyncio.sleep(0.02)
+
+    def _collect_after(self, flow: http.HTTPFlow) -> None:
+        size = len(flow.request.raw_content or b"") + len(flow.response.raw_content or b"" if flow.response else b"")
+        if size >= LARGE_BODY:
+            self._large_bytes += size
+            if self._large_bytes >= 2 * (self.settings.max_body if self.settings else bounds.MAX_BODY_BYTES):
+                self._large_bytes = 0
+                gc.collect()  # the flows done before this one, and their bodies
 
     def _records(self, state: FlowState) -> bool:
         return state.source == "upstream" and self.recorder is not None

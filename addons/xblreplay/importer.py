@@ -10,7 +10,7 @@ from mitmproxy import exceptions, http, io
 
 from . import bounds
 from .model import HOST
-from .recorder import Recorder, UnreadableBody, decode_body
+from .recorder import BACKLOG_BYTES, Recorder, UnreadableBody, decode_body
 from .redact import redact_url
 from .vlog import wire_url
 
@@ -57,6 +57,7 @@ def import_flows(
                     recorder.report(UnreadableFlow(f"{flow_file}: {request.method} {wire_url(redact_url(request.pretty_url))}: "
                                                    f"not recorded: {exc.reason}"))
                     continue
+                recorder.wait_room(BACKLOG_BYTES)  # read ahead of the writer only so much
                 recorder.record(
                     request.method,
                     wire_url(request.pretty_url),

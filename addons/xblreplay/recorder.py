@@ -41,6 +41,14 @@ from .validator import Validator
 _STOP = object()
 logger = logging.getLogger("xblreplay")
 COALESCE_S = 0.1  # how long the writer waits to gather a batch (the most a crash can lose)
+# Memory: a batch stops gathering past BATCH_BYTES of bodies (a large body is written alone); the
+# recorder child reads ahead at most its backlog limit of bodies (BACKLOG_BYTES unless told: the
+# proxy gives twice achievements_max_body), the rest waits in the pipe and then in the proxy,
+# which holds flows back while more than that waits (RecorderProcess.backlog); a cassette file
+# larger than CACHE_FILE_BYTES is not kept in memory between writes.
+BATCH_BYTES = 4 << 20
+BACKLOG_BYTES = 2 * bounds.MAX_BODY_BYTES
+CACHE_FILE_BYTES = 1 << 20
 MAX_NAME = 120  # longest title-list file name; longer lists are named by their hash
 
 
@@ -347,6 +355,7 @@ class Recorder(_Reports):
         self._hurry = threading.Event()  # set by flush/close: write now, do not gather
         self._queued = 0
         self._done = 0
+        self._queued_bytes = 0  # bodies queued and not yet written
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="xblreplay-recorder", daemon=True)
         self._thread.start()
@@ -370,7 +379,13 @@ class Recorder(_Reports):
             if self._closed:
                 raise RuntimeError("recorder is closed")
             self._queued += 1
+            self._queued_bytes += _size(item)
             self._queue.put(item)
+
+    def wait_room(self, limit: int, timeout: float | None = None) -> bool:
+        """Waits until at most ``limit`` bytes of bodies are queued and not yet written."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._queued_bytes <= limit, timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until everything queued so far is written (or reported); False on timeout."""
@@ -392,17 +407,19 @@ class Recorder(_Reports):
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            if batch[0] is not _STOP:
+            size = _size(batch[0])
+            if batch[0] is not _STOP and size < BATCH_BYTES:
                 # Gather what arrives in the next moment too (unless a flush is waiting): each
                 # touched file is rewritten once per batch, so under load bigger batches mean far
                 # fewer rewrites.
                 self._hurry.wait(COALESCE_S)
                 self._hurry.clear()
-            while True:
+            while batch[-1] is not _STOP and size < BATCH_BYTES:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+                size += _size(batch[-1])
             items = [b for b in batch if b is not _STOP]
             try:
                 self._write(items)
@@ -410,8 +427,9 @@ class Recorder(_Reports):
                 self._report(exc)
             with self._cond:
                 self._done += len(items)
+                self._queued_bytes -= size
                 self._cond.notify_all()
-            if len(items) != len(batch):
+            if batch[-1] is _STOP:
                 return
 
     def _read(self, method: str, url: str, headers: Mapping[str, str]) -> RequestCheck:
@@ -450,6 +468,25 @@ class Recorder(_Reports):
                 cassette.update_file(path, _merge(new, bindings), secrets)
             except Exception as exc:
                 self._report(exc)
+            _forget_if_large(path)
+
+
+def _size(item: object) -> int:
+    """The bytes an exchange's body takes (0 for anything that is not an exchange)."""
+    return len(item[5]) if isinstance(item, tuple) and len(item) > 5 else 0
+
+
+def _forget_if_large(path: Path) -> None:
+    """cassette.update_file keeps each file's bytes, document and lines for the next write; a
+    large file is read again instead, so that the writer's memory does not grow with every large
+    body it has written."""
+    try:
+        large = path.stat().st_size > CACHE_FILE_BYTES
+    except OSError:
+        large = True
+    if large:
+        cassette._last_written.pop(path, None)
+        cassette._lines.pop(path, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,9 +528,10 @@ class RecorderProcess(_Reports):
     MAX_RESTARTS = 5
 
     def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None,
-                 rules_dir: str | Path | None = None):
+                 rules_dir: str | Path | None = None, backlog_limit: int = BACKLOG_BYTES):
         super().__init__(cassette_dir, on_error)
         self._rules_dir = rules_dir
+        self.backlog_limit = backlog_limit  # bytes of bodies the child reads ahead, and the proxy lets wait
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._flushes = 0  # flush requests queued
@@ -502,6 +540,7 @@ class RecorderProcess(_Reports):
         self._closed = False
         self._gone = False  # no child takes exchanges any more
         self._restarts = 0
+        self._backlog = 0  # bytes of bodies queued here, not yet handed to the child
         self._child = self._start()
         self._sender = threading.Thread(target=self._send, name="xblreplay-recorder-pipe", daemon=True)
         self._sender.start()
@@ -509,9 +548,8 @@ class RecorderProcess(_Reports):
     def _start(self) -> "_Child":
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p))
-        argv = [sys.executable, "-m", "xblreplay.recorder", str(self.cassette_dir)]
-        if self._rules_dir is not None:
-            argv.append(str(self._rules_dir))
+        argv = [sys.executable, "-m", "xblreplay.recorder", str(self.cassette_dir),
+                str(self._rules_dir or ""), str(self.backlog_limit)]
         child = _Child(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env))
         child.receiver = threading.Thread(target=self._receive, args=(child,),
                                           name="xblreplay-recorder-reports", daemon=True)
@@ -528,7 +566,13 @@ class RecorderProcess(_Reports):
         with self._cond:
             if self._closed:
                 raise RuntimeError("recorder is closed")
+            self._backlog += _size(item)
             self._outbox.put(("record", item))
+
+    def backlog(self) -> int:
+        """Bytes of bodies queued and not yet handed to the child (which reads ahead at most
+        ``backlog_limit``): the proxy holds flows back while this is over ``backlog_limit``."""
+        return self._backlog
 
     def flush(self, timeout: float | None = None) -> bool:
         with self._cond:
@@ -580,8 +624,13 @@ class RecorderProcess(_Reports):
             except Exception as exc:  # this exchange cannot be handed over; the next ones can
                 self._report(RuntimeError(f"the exchange cannot be handed to the recorder process: "
                                           f"{type(exc).__name__}: {exc}"))
-                continue
-            self._deliver(message, data)
+            else:
+                self._deliver(message, data)
+                del data
+            if message[0] == "record":
+                with self._cond:
+                    self._backlog -= _size(message[1])
+            del message
         child = self._child
         if child is not None:
             try:
@@ -664,7 +713,7 @@ class _Child:
         self.ended = False  # its output ended
 
 
-def _serve(cassette_dir: str, rules_dir: str | None = None) -> None:
+def _serve(cassette_dir: str, rules_dir: str | None = None, backlog_limit: str | None = None) -> None:
     """The child's side: a Recorder fed from stdin; reports and flush answers on stdout. It
     stops when its input ends, after writing everything it was given."""
     os.nice(10)
@@ -684,9 +733,11 @@ def _serve(cassette_dir: str, rules_dir: str | None = None) -> None:
             except OSError:  # the proxy has stopped listening (it exited): keep writing anyway
                 parent_gone = True
 
-    rec = Recorder(cassette_dir, on_error=lambda exc: send(("error", *_describe(exc))), rules_dir=rules_dir)
+    rec = Recorder(cassette_dir, on_error=lambda exc: send(("error", *_describe(exc))), rules_dir=rules_dir or None)
+    limit = int(backlog_limit) if backlog_limit else BACKLOG_BYTES
     inp = sys.stdin.buffer
     while True:
+        rec.wait_room(limit)  # read ahead only so much: the rest waits in the pipe
         try:
             kind, payload = pickle.load(inp)
         except Exception:  # EOF: the parent closed the pipe (or died); write what is queued and stop
@@ -700,4 +751,4 @@ def _serve(cassette_dir: str, rules_dir: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    _serve(*sys.argv[1:3])
+    _serve(*sys.argv[1:4])
