@@ -607,26 +607,12 @@ def test_a_request_body_over_the_bound_in_replay_is_refused_and_never_dialled(tm
     """mitmproxy streams a request body over stream_large_bodies before the request hook; in
     replay it must go nowhere: with a Content-Length it is refused at its headers, chunked when
     it outgrows the bound. Both are logged."""
-    big = b"{" + b" " * (2 * MiB) + b"}"
     with SilentListener() as network:
         proxy = UpstreamMode(tmp_path, network, achievements_mode="replay", achievements_max_body=64 * 1024,
                              achievements_cassettes=REPO / "cassettes" / "example", achievements_log=tmp_path / "log.jsonl")
         with watched(proxy):
             for chunked in (False, True):
-                ctx = ssl.create_default_context(cafile=str(proxy.ca))
-                conn = http.client.HTTPSConnection("127.0.0.1", proxy.port, context=ctx, timeout=30)
-                conn.set_tunnel(HOST, 443)
-                body = iter([big[i:i + 65536] for i in range(0, len(big), 65536)]) if chunked else big
-                try:
-                    conn.request("POST", f"{BASE}/00000000-0000-0000-0000-0000000004d2/update", body=body,
-                                 headers={"Authorization": AUTH, "Content-Type": "application/json"},
-                                 encode_chunked=chunked)
-                    status = conn.getresponse().status
-                except (OSError, http.client.HTTPException):
-                    status = None  # refused: the connection was closed
-                finally:
-                    conn.close()
-                assert status in (None, 502), status
+                assert post_big(proxy, chunked) in (None, 502)  # refused: closed, or mitmproxy's 502
             wait_until(lambda: len(log_entries(tmp_path)) >= 2, 20, "two log entries")
             stop_in(proxy, 10)
         assert network.accepted == 0
@@ -635,6 +621,41 @@ def test_a_request_body_over_the_bound_in_replay_is_refused_and_never_dialled(tm
     for entry in entries:
         assert "body-too-large" in codes(entry) and entry["status"] is None, entry
         assert any("refused unread" in v["message"] for v in entry["violations"]), entry
+
+
+def post_big(proxy: Mitmdump, chunked: bool) -> int | None:
+    """POSTs a 2 MiB update body (chunked or with a Content-Length); the status, None when the
+    connection was closed."""
+    big = b"{" + b" " * (2 * MiB) + b"}"
+    ctx = ssl.create_default_context(cafile=str(proxy.ca))
+    conn = http.client.HTTPSConnection("127.0.0.1", proxy.port, context=ctx, timeout=30)
+    conn.set_tunnel(HOST, 443)
+    body = iter([big[i:i + 65536] for i in range(0, len(big), 65536)]) if chunked else big
+    try:
+        conn.request("POST", f"{BASE}/00000000-0000-0000-0000-0000000004d2/update", body=body,
+                     headers={"Authorization": AUTH, "Content-Type": "application/json"}, encode_chunked=chunked)
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def test_a_request_body_over_the_bound_never_reaches_achievements_upstream_unread(tmp_path):
+    """Record mode with achievements_upstream: a request streamed before the request hook could
+    only go to the service itself, so it is refused; the next requests are recorded as usual."""
+    with Upstream(lambda *a: (200, {"Content-Type": "application/json"}, NORMAL)) as up:
+        proxy = record_proxy(tmp_path, up.url, achievements_max_body=64 * 1024)
+        with watched(proxy):
+            assert post_big(proxy, chunked=False) in (None, 502)
+            assert post_big(proxy, chunked=True) in (None, 502)
+            assert get(proxy, listing(1))[0] == 200
+            wait_until(lambda: listing(1) in recorded_urls(tmp_path / "cassettes"), 20, "the GET on disk")
+            stop_in(proxy, 10)
+    assert [r[0] for r in up.requests] == ["GET"]
+    entries = read_log(tmp_path / "log.jsonl")[0]
+    refused = [e for e in entries if e["method"] == "POST"]
+    assert len(refused) == 2 and all("body-too-large" in codes(e) for e in refused), entries
 
 
 def test_stream_large_bodies_is_held_at_achievements_max_body(tmp_path):

@@ -322,15 +322,16 @@ class Achievements:
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         # In replay or with achievements_upstream a request for the host goes out only once the
-        # request hook has sent it to achievements_upstream. A connection opened for a client
-        # whose request for the host has not reached that hook (its body streamed: it outgrew
-        # achievements_max_body), or to the host itself, is refused: it would reach the service
-        # (or mitmproxy's upstream proxy) with a request nobody has read.
+        # request hook has sent it to achievements_upstream. A connection to the host itself, or
+        # one opened for a client whose request for the host is being streamed before that hook
+        # (its body outgrew achievements_max_body as it arrived), is refused: it would reach the
+        # service (or mitmproxy's upstream proxy) with a request nobody has read.
         if self._to_service():
             return
         address = data.server.address
         to_host = bool(address) and str(address[0]).lower().rstrip(".") == HOST
-        if to_host or data.client.id in set(self._unhooked.values()):
+        streaming = any(client == data.client.id and flow.request.stream for flow, client in list(self._unhooked.items()))
+        if to_host or streaming:
             data.server.error = (f"xblreplay: a request for {HOST} is not sent on in {self.mode} mode"
                                  + (" with achievements_upstream" if self.upstream else "")
                                  + " before the addon has read it")
