@@ -814,6 +814,27 @@ def test_close_waits_a_bounded_time_and_the_child_finishes_on_its_own(tmp_path):
     assert titles_on_disk(tmp_path) == {1, 2}
 
 
+def test_close_hands_a_long_backlog_to_the_child_at_once_and_nothing_is_lost(tmp_path):
+    """The child reads ahead only its backlog limit; when the proxy stops, it takes the rest at
+    once, so close returns within its timeout and the child writes every exchange after."""
+    directory = tmp_path / "recorded" / str(XUID)
+    directory.mkdir(parents=True)
+    rec = RecorderProcess(tmp_path, backlog_limit=MiB)
+    child = rec._child.proc
+    big = b'{"achievements":[],"pad":"' + b"p" * MiB + b'"}'
+    with cassette.file_lock(directory / "1.yaml"):  # the child is held up
+        for title in range(1, 11):
+            rec.record("GET", f"{ORIGIN}{listing(title)}", {"x-xbl-contract-version": "2"}, 200,
+                       {"content-type": "application/json"}, big, "application/json", 5.0)
+        wait_until(lambda: rec.backlog() > MiB, 10, "a backlog building up in the proxy")
+        started = time.monotonic()
+        rec.close(2.0)
+        assert time.monotonic() - started < 4
+        assert rec.backlog() == 0  # all handed over
+    child.wait(60)
+    assert titles_on_disk(tmp_path) == set(range(1, 11))
+
+
 def test_the_recorder_child_ignores_sigint_sent_to_the_process_group(tmp_path):
     rec = RecorderProcess(tmp_path)
     try:

@@ -47,6 +47,9 @@ COALESCE_S = 0.1  # how long the writer waits to gather a batch (the most a cras
 # which holds flows back while more than that waits (RecorderProcess.backlog); a cassette file
 # larger than CACHE_FILE_BYTES is not kept in memory between writes.
 BATCH_BYTES = 4 << 20
+# Sent by RecorderProcess.close: the child reads the rest of its input without waiting for room.
+# SIGURG is ignored by default, so a child that has not set its handler yet is not harmed.
+READ_ALL = signal.SIGURG
 BACKLOG_BYTES = 2 * bounds.MAX_BODY_BYTES
 CACHE_FILE_BYTES = 1 << 20
 MAX_NAME = 120  # longest title-list file name; longer lists are named by their hash
@@ -596,7 +599,17 @@ class RecorderProcess(_Reports):
         def left() -> float | None:
             return None if deadline is None else max(0.0, deadline - time.monotonic())
 
-        self._sender.join(left())
+        while self._sender.is_alive() and left() != 0.0:
+            # The child takes the rest at once, however far behind it is: the exchanges must be
+            # in its hands before this process may go (said again until the sender is done: a
+            # child still starting has not set its handler yet).
+            child = self._child
+            if child is not None:
+                try:
+                    child.proc.send_signal(READ_ALL)
+                except OSError:
+                    pass
+            self._sender.join(0.1 if deadline is None else min(0.1, left()))
         if self._sender.is_alive():
             waiting = self._outbox.qsize()
             self._report(RuntimeError(
@@ -719,6 +732,8 @@ def _serve(cassette_dir: str, rules_dir: str | None = None, backlog_limit: str |
     os.nice(10)
     for sig in (signal.SIGINT, signal.SIGTERM):  # sent to the whole process group; the proxy decides
         signal.signal(sig, signal.SIG_IGN)
+    read_all = [False]
+    signal.signal(READ_ALL, lambda *_: read_all.__setitem__(0, True))
     out, lock = sys.stdout.buffer, threading.Lock()
     parent_gone = False
 
@@ -737,7 +752,8 @@ def _serve(cassette_dir: str, rules_dir: str | None = None, backlog_limit: str |
     limit = int(backlog_limit) if backlog_limit else BACKLOG_BYTES
     inp = sys.stdin.buffer
     while True:
-        rec.wait_room(limit)  # read ahead only so much: the rest waits in the pipe
+        while not read_all[0] and not rec.wait_room(limit, 0.05):
+            pass  # read ahead only so much: the rest waits in the pipe (until the parent closes)
         try:
             kind, payload = pickle.load(inp)
         except Exception:  # EOF: the parent closed the pipe (or died); write what is queued and stop
