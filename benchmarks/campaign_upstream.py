@@ -23,6 +23,7 @@ recorded, and the shutdown time.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import signal
@@ -41,7 +42,6 @@ from proxyharness import XUID, Mitmdump, read_log  # noqa: E402
 from test_robust_upstream import (RawUpstream, deep_json, get, gzip_zeros, recorded_urls,  # noqa: E402
                                   recorder_children, sha, status_of)
 
-import gzip  # noqa: E402
 
 MiB = 1 << 20
 BASE = f"/users/xuid({XUID})/achievements"
