@@ -47,11 +47,11 @@ COALESCE_S = 0.1  # how long the writer waits to gather a batch (the most a cras
 # which holds flows back while more than that waits (RecorderProcess.backlog); a cassette file
 # larger than CACHE_FILE_BYTES is not kept in memory between writes.
 BATCH_BYTES = 4 << 20
+BACKLOG_BYTES = 2 * bounds.MAX_BODY_BYTES
+CACHE_FILE_BYTES = 1 << 20
 # Sent by RecorderProcess.close: the child reads the rest of its input without waiting for room.
 # SIGURG is ignored by default, so a child that has not set its handler yet is not harmed.
 READ_ALL = signal.SIGURG
-BACKLOG_BYTES = 2 * bounds.MAX_BODY_BYTES
-CACHE_FILE_BYTES = 1 << 20
 MAX_NAME = 120  # longest title-list file name; longer lists are named by their hash
 
 
