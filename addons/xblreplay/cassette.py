@@ -831,6 +831,13 @@ def update_file(
         _last_written[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), data, doc)
 
 
+def forget(path: str | os.PathLike) -> None:
+    """Drop what this process keeps of its last write of ``path`` (its bytes, document and lines):
+    the next write reads the file again. For a writer that must not hold large files in memory."""
+    _last_written.pop(Path(path), None)
+    _lines.pop(Path(path), None)
+
+
 # path -> the JSON lines of the interactions of this process's last write (see dump).
 _lines: dict[Path, dict[int, tuple[Any, str]]] = {}
 # path -> ((inode, mtime, size), bytes, doc) of this process's last write: an unchanged file is

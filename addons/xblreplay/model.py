@@ -41,7 +41,8 @@ class Violation:
 
     rule      -- the emulation rule or contract part it comes from: "R2" … "R10",
                  "contract" (OpenAPI document), "response-schema" (R7 body check),
-                 "call-pattern" (live call-pattern checks).
+                 "call-pattern" (live call-pattern checks), "limits" (a bound on
+                 hostile input: a body too large, undecodable or nested too deep).
     location  -- "path" | "query" | "header" | "body" | "response" | "traffic"
     name      -- the parameter, header or field (JSON pointer for bodies)
     severity  -- "error" | "warning"

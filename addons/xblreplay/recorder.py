@@ -488,8 +488,7 @@ def _forget_if_large(path: Path) -> None:
     except OSError:
         large = True
     if large:
-        cassette._last_written.pop(path, None)
-        cassette._lines.pop(path, None)
+        cassette.forget(path)
 
 
 # --------------------------------------------------------------------------------------------
