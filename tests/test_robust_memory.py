@@ -386,3 +386,9 @@ def test_e2e_replaying_proxy_rss_stays_flat_over_many_distinct_callers(tmp_path)
     assert sum(statuses.values()) == E2E_REQUESTS and 429 not in statuses
     assert len(entries) == E2E_REQUESTS and summary is not None and summary["requests"] == E2E_REQUESTS
     assert at_end - at_checkpoint < E2E_MAX_GROWTH_MB, (at_checkpoint, at_end)
+    # The caps were reached and said so: once in the event log, counted in the exit summary.
+    output = proxy.stop()
+    assert output.count("callers are active: the least recently seen are forgotten") == 1, output[-2000:]
+    forgotten = summary["forgotten_at_cap"]
+    assert forgotten["throttle"] == E2E_REQUESTS - E2E_CAP
+    assert forgotten["pairs"] == E2E_REQUESTS - E2E_CAP and forgotten["requests"] >= E2E_REQUESTS - E2E_CAP

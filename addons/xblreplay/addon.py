@@ -30,7 +30,7 @@ from .model import EP_DETAIL, EP_LIST, HOST, WARNING, Answer, RequestCheck, Viol
 from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
 from .patterns import CallPatterns
 from .recorder import TOO_LARGE, RecorderProcess, UnreadableBody, body_removals, decode_body, recorded_interaction
-from .redact import Removal, redact_url, request_secrets, secret_pattern
+from .redact import Removal, SecretPattern, redact_url, request_secrets, secret_pattern
 from .replay import Replayer
 from .throttle import Throttle, load_limits
 from .validator import Validator, error_answer
@@ -112,6 +112,17 @@ def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
     return http.Response.make(answer.status, answer.body_bytes(), http.Headers(fields))
 
 
+def exchange_secrets(url: str, headers) -> SecretPattern | None:
+    """The exchange's secrets (from its URL and request headers), searched in every line the
+    proxy writes about it."""
+    return secret_pattern(request_secrets(url, {k.lower(): v for k, v in headers.items()}))
+
+
+def shown_url(url: str, headers) -> str:
+    """A request's URL as an event-log line shows it: allow-listed, secrets removed."""
+    return wire_url(redact_url(url, exchange_secrets(url, headers)))
+
+
 def own_error(status: int, reason: str) -> http.Response:
     """An answer about the proxy itself (500: an internal error, 502: no configuration in force),
     in the service's error shape, saying why."""
@@ -152,6 +163,7 @@ class Achievements:
         # Flows for the host whose headers are in and whose request hook has not run: the id of
         # their client connection (see server_connect).
         self._unhooked: weakref.WeakKeyDictionary[http.HTTPFlow, str] = weakref.WeakKeyDictionary()
+        self._cap_said = False  # the warning that tracking caps forget callers was given
         self._held_stream: str | None = None  # the stream_large_bodies this addon set
         self._large_bytes = 0  # bytes of large bodies seen since the cycle collector last ran
 
@@ -349,7 +361,7 @@ class Achievements:
         except Exception as exc:
             # A fault of the proxy must never let a request through to the service (replay is
             # offline); the client gets a 500 that says so, the log gets the traceback.
-            logger.exception("xblreplay: internal error answering %s", wire_url(redact_url(flow.request.pretty_url)))
+            logger.exception("xblreplay: internal error answering %s", shown_url(flow.request.pretty_url, flow.request.headers))
             reason = f"xblreplay internal error: {type(exc).__name__}"
             state = self._flows.get(flow)
             if state is not None:  # logged as the proxy's own answer, never recorded as the service's
@@ -374,6 +386,10 @@ class Achievements:
 
         if self.throttle is not None:
             throttled = self.throttle.check(*caller_key(check))
+            if self.throttle.forgotten_at_cap and not self._cap_said:
+                self._cap_said = True
+                logger.warning("xblreplay: more than tracking.max_callers (rules/limits.yaml) callers are "
+                               "active: the least recently seen are forgotten and start afresh")
             if throttled is not None:
                 return self._answer(flow, state, throttled)
 
@@ -441,7 +457,7 @@ class Achievements:
             self._judge(flow, state)
         except Exception as exc:
             # The client gets what the upstream (or replay) gave; the log says what was not done.
-            logger.exception("xblreplay: internal error reading the answer to %s", wire_url(redact_url(state.url)))
+            logger.exception("xblreplay: internal error reading the answer to %s", shown_url(state.url, state.headers))
             problem = f"xblreplay internal error reading the response: {type(exc).__name__}"
             state.violations = (state.violations or list(state.check.violations)) + [
                 Violation("limits", "response", "", WARNING, problem, "internal-error")]
@@ -565,7 +581,7 @@ class Achievements:
             state.redactions = body_removals(*exchange[1:3], *exchange[4:7])
         for removal in state.redactions:
             logger.warning("xblreplay: removed from the recorded body of %s at %s: %s",
-                           wire_url(redact_url(state.url)), removal.path or "(text body)", removal.what)
+                           shown_url(state.url, state.headers), removal.path or "(text body)", removal.what)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._unhooked.pop(flow, None)
@@ -607,7 +623,7 @@ class Achievements:
             )
         latency_ms = (time.monotonic() - state.started) * 1000
         # Both lines are written from the entry the log scrubbed of the exchange's secrets.
-        secrets = secret_pattern(request_secrets(state.url, state.headers))
+        secrets = exchange_secrets(state.url, state.headers)
         entry = self.log.write(
             method=flow.request.method, url=redact_url(state.url, secrets), mode=self.mode,
             endpoint=state.check.endpoint, status=status, source=source, latency_ms=latency_ms,
@@ -622,7 +638,11 @@ class Achievements:
     def done(self) -> None:
         self._close_recorder()
         if self.log is not None:
-            extra = {"call_patterns": self.patterns.summary()} if self.patterns else None
+            extra = None
+            if self.patterns is not None:
+                extra = {"call_patterns": self.patterns.summary(),
+                         "forgotten_at_cap": {**self.patterns.forgotten_at_cap,
+                                              "throttle": self.throttle.forgotten_at_cap if self.throttle else 0}}
             summary = self.log.close(extra)
             print("xblreplay summary: " + json.dumps(summary, separators=(",", ":")), flush=True)
 
