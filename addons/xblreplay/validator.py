@@ -266,15 +266,14 @@ def _pointer(path: Any) -> str:
 class _Operation:
     """One compiled (method, path) of the document."""
 
-    __slots__ = ("endpoint", "regex", "path", "query", "body", "body_fields")
+    __slots__ = ("endpoint", "path", "query", "body", "body_fields")
 
-    def __init__(self, endpoint: str, regex: re.Pattern[str],
+    def __init__(self, endpoint: str,
                  path: list[tuple[str, str, Callable[[str], Any]]],
                  query: dict[str, tuple[str, Callable[[str], Any]]],
                  body: Draft202012Validator | None,
                  body_fields: dict[str, str] | None = None) -> None:
         self.endpoint = endpoint
-        self.regex = regex
         self.path = path  # (name, path_params key, parse)
         self.query = query  # name -> (AchievementsQuery field, parse)
         self.body = body
@@ -306,8 +305,7 @@ class Validator:
         contracts: dict[str, Any] = {}
         self._contract_default: str | None = None
         for template, item in document["paths"].items():
-            regex = _path_regex(template)
-            entry = _Path(template, regex)
+            entry = _Path(template, _path_regex(template))
             self._paths.append(entry)
             for method, op in item.items():
                 if not isinstance(op, dict) or "operationId" not in op:
@@ -331,7 +329,7 @@ class Validator:
                     body = self._schemas[ref["$ref"].rsplit("/", 1)[1]]
                 endpoint = _ENDPOINTS.get(op["operationId"], EP_OTHER)
                 entry.operations[method.upper()] = _Operation(
-                    endpoint, regex, path, query, body, request_body.get(_BODY_PATH_KEY))
+                    endpoint, path, query, body, request_body.get(_BODY_PATH_KEY))
             entry.allow = tuple(entry.operations)
         # OpenAPI path matching: a concrete path before a templated one (fewer parameters first).
         self._paths.sort(key=lambda p: p.template.count("{"))
