@@ -142,6 +142,15 @@ _PROBE_MIN = 4  # shortest run worth probing; a secret without one is always sea
 _B64_MIN = 8  # shortest base64 core searched for (a shorter one is too likely by chance)
 
 
+def _utf8(text: str) -> bytes:
+    """The bytes ``text`` stands for: a lone surrogate is the byte mitmproxy decoded it from
+    (``surrogateescape``), or its own UTF-8 form when it is not one of those."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def _hex(byte: int) -> str:
     """A regex of ``%XX`` for one byte, hex digits in either case."""
     return "%" + "".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in f"{byte:02X}")
@@ -155,7 +164,7 @@ def _percent_form(value: str) -> str:
         if _UNRESERVED.fullmatch(ch):
             out.append(re.escape(ch))
             continue
-        options = [re.escape(ch), "".join(_hex(b) for b in ch.encode("utf-8"))]
+        options = [re.escape(ch), "".join(_hex(b) for b in _utf8(ch))]
         if ch == " ":
             options.append(r"\+")
         out.append("(?:" + "|".join(options) + ")")
@@ -166,7 +175,7 @@ def _base64_forms(value: str) -> list[str]:
     """The parts of ``value``'s base64 (standard and URL-safe alphabets) that stand in any base64
     text holding it, whatever its alignment: for each of the three offsets, the characters
     that only the secret's own bits decide."""
-    data = value.encode("utf-8")
+    data = _utf8(value)
     forms = []
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + data + b"\0\0").decode("ascii")
