@@ -268,6 +268,14 @@ def test_405_to_head_has_no_body(validator):
     assert answer.status == 405 and answer.body is None and dict(answer.headers)["Allow"] == "GET"
 
 
+@pytest.mark.parametrize("url", [ORIGIN + LISTING + "\udcff", ORIGIN + "/unknown?x=\udcff"])
+def test_400_to_head_has_no_body(validator, url):
+    check = validator.check_request("head", url, headers())
+    answer = error_answer(check)
+    assert answer.status == 400 and answer.body is None
+    assert json.loads(dict(answer.headers)["X-Xblreplay-Violations"])[0]["code"] == "invalid-encoding"
+
+
 def test_missing_authorization_wins_over_405(validator):
     check = validator.check_request("GET", ORIGIN + UPDATE, {})
     assert check.status == 401 and {v.code for v in check.errors} == {"missing-authorization", "method-not-allowed"}

@@ -111,8 +111,9 @@ def _name(raw: str) -> str:
 
 @dataclass(slots=True)
 class MethodCheck(RequestCheck):
-    """The check of a request whose method its path does not document (R8 405): ``allow`` is the
-    methods the path does document, for the ``Allow`` header; ``method`` the one asked."""
+    """A check whose answer depends on the method: a method the path does not document (R8 405,
+    ``allow`` lists the ones it does, for the ``Allow`` header), or HEAD (an answer without body).
+    ``method`` is the one asked."""
 
     allow: tuple[str, ...] = ()
     method: str = ""
@@ -412,18 +413,18 @@ class Validator:
                 else "Authorization is not of the form XBL3.0 x=<userhash>;<token>",
                 "missing-authorization" if not auth else "malformed-authorization"))
         if not _METHOD.match(method):
-            return self._finish(self._other(path, "", violations + [Violation(
+            return self._finish(self._other(method, path, "", violations + [Violation(
                 "R8", "method", _name(method), ERROR, f"the method {_shown(method)} is not an HTTP token",
                 "invalid-method")]))
         for where, text in (("path", path), ("query", query_string)):
             if not text.isascii() and not _utf8(text):
                 # mitmproxy hands over bytes that are not UTF-8 as lone surrogates: unreadable.
-                return self._finish(self._other(path, "", violations + [Violation(
+                return self._finish(self._other(method, path, "", violations + [Violation(
                     "R8", where, "", ERROR, f"the request {where} is not valid UTF-8", "invalid-encoding")]))
         entry, match = self._match(path)
         op = entry.operations.get(method.upper()) if entry is not None else None
         if op is None:
-            check = self._other(path, query_string, violations)
+            check = self._other(method, path, query_string, violations)
             if entry is None:
                 return self._finish(check)
             # A path of the contract asked with a method it does not document (R8 405).
@@ -501,10 +502,11 @@ class Validator:
                 userhash=credentials[0] if credentials else None, **fields)
         return self._finish(check)
 
-    def _other(self, path: str, query_string: str, violations: list[Violation]) -> RequestCheck:
+    def _other(self, method: str, path: str, query_string: str, violations: list[Violation]) -> RequestCheck:
         """A path the contract does not describe: its xuid and titleId list when it is a user
         path (for recording files and caller keys), read with the listing's parsers."""
-        check = RequestCheck(EP_OTHER, violations)
+        head = method.upper() == "HEAD"
+        check = MethodCheck(EP_OTHER, violations, method="HEAD") if head else RequestCheck(EP_OTHER, violations)
         user = _USER_PATH.match(path)
         if user is None or self._user_parsers is None:
             return check
