@@ -548,24 +548,8 @@ def test_hostile_requests_through_mitmdump_get_r8_answers_and_the_proxy_stays_up
     assert len(warnings) == MAX_RESPONSE_VIOLATIONS + 1
     assert huge_language.status == 200
     assert alive and after.status == 200 and len(after.json()["achievements"]) == 5
-    assert "internal error" not in output and "RecursionError" not in output
+    assert "internal error" not in output and "Traceback" not in output
     entries, summary = read_log(log)
     assert summary is not None
-    # One line per request; the 401 of an Authorization that is not UTF-8 is checked on its own
-    # (test_undecodable_authorization_is_logged).
-    expected = [status for name, _, status, _ in HOSTILE if name != "ff-in-authorization"] + [200] * 3
-    assert sorted(e["status"] for e in entries if e["status"] != 401) == sorted(expected)
-
-@pytest.mark.e2e
-def test_undecodable_authorization_is_logged(tmp_path):
-    from proxyharness import Mitmdump, SilentListener, read_log
-
-    log = tmp_path / "validation.jsonl"
-    raw = raw_request(b"GET", L, auth=b"XBL3.0 x=\xff;token")
-    with SilentListener() as upstream:
-        with Mitmdump(tmp_path, achievements_mode="replay", achievements_cassettes=EXAMPLE,
-                      achievements_upstream=upstream.url, achievements_log=log) as proxy:
-            answer = tls_exchange(proxy, raw)
-    assert answer is not None and answer[0] == 401
-    entries, _ = read_log(log)
-    assert [e["status"] for e in entries] == [401]
+    expected = [status for _, _, status, _ in HOSTILE] + [200] * 3  # one line per request
+    assert sorted(e["status"] for e in entries) == sorted(expected)
