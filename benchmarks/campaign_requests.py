@@ -537,6 +537,7 @@ class Stats:
         self.by_source = Counter()  # (who answered, status class)
         self.closed = Counter()  # class -> connections closed without an answer
         self.timeouts = Counter()
+        self.unparseable = Counter()
         self.head_bodies = Counter()  # class of a HEAD request whose answer carried a body
         self.stale_retries = Counter()  # class of the answered request after which the proxy closed
         self.sink = 0
@@ -571,6 +572,7 @@ def worker(port: int, next_item, stats: Stats, timeout: float, stop: threading.E
         item = next_item()
         if item is None:
             break
+        suspect = ""  # a kept-alive connection found closed: stale, if a fresh one answers
         for attempt in (0, 1):
             if sock is None:
                 try:
@@ -603,8 +605,7 @@ def worker(port: int, next_item, stats: Stats, timeout: float, stop: threading.E
                 sock.close()
                 sock = None
                 if not fresh and attempt == 0 and not item.half_close:
-                    with stats.lock:  # a kept-alive connection the proxy had closed: retry
-                        stats.stale_retries[previous] += 1
+                    suspect = previous  # retried once on a fresh connection
                     continue
                 with stats.lock:
                     stats.closed[item.name if item.kind == "raw" else item.kind + ":" + type(exc).__name__] += 1
@@ -614,9 +615,19 @@ def worker(port: int, next_item, stats: Stats, timeout: float, stop: threading.E
                 sock.close()
                 sock = None
                 with stats.lock:
-                    stats.timeouts[item.name] += 1
+                    stats.timeouts[f"{item.name} {item.data[:24]!r}"] += 1
                 stats.record(item, "timeout")
                 break
+            except (ValueError, IndexError):  # an answer that is not HTTP/1.1
+                sock.close()
+                sock = None
+                with stats.lock:
+                    stats.unparseable[item.name] += 1
+                stats.record(item, "unparseable")
+                break
+            if suspect:
+                with stats.lock:
+                    stats.stale_retries[suspect] += 1
             fresh, previous = False, f"{item.name} -> {status}"
             cls = f"{status // 100}xx"
             with stats.lock:
@@ -683,6 +694,23 @@ def probe(port: int) -> int | None:
         return None
 
 
+def tracebacks_in(output: str) -> Counter:
+    """Tracebacks in mitmdump's output by (innermost frame of the project, exception)."""
+    found = Counter()
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("Traceback"):
+            continue
+        frame, j = "", i + 1
+        while j < len(lines) and (lines[j].startswith(" ") or not lines[j].strip()):
+            text = lines[j].strip()
+            if text.startswith("File") and "/xblreplay/" in text:
+                frame = text.split("/xblreplay/", 1)[1].replace('", line', ":").split(",")[0]
+            j += 1
+        found[f"{frame}: {lines[j][:100] if j < len(lines) else '?'}"] += 1
+    return found
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=50_000)
@@ -705,34 +733,36 @@ def main() -> int:
         proxy = Mitmdump(Path(tmp), mode=f"upstream:{sink.url}", achievements_mode="replay",
                          achievements_cassettes=EXAMPLE, flow_detail=0, termlog_verbosity="error")
         proxy.start()
-        pid = proxy.proc.pid
-        rss["start"] = rss_kib(pid)
-        started = time.monotonic()
-        deadline = started + args.max_seconds
+        try:
+            pid = proxy.proc.pid
+            rss["start"] = rss_kib(pid)
+            started = time.monotonic()
+            deadline = started + args.max_seconds
 
-        def next_item() -> Item | None:
-            with lock:
-                if issued[0] >= args.requests or time.monotonic() > deadline:
-                    return None
-                issued[0] += 1
-                if issued[0] == args.requests // 2:
-                    rss["middle"] = rss_kib(pid)
-                if issued[0] % max(500, args.requests // 10) == 0:
-                    print(f"  {issued[0]} requests, {time.monotonic() - started:.0f} s, "
-                          f"RSS {rss_kib(pid) // 1024} MiB", flush=True)
-                return gen.next()
+            def next_item() -> Item | None:
+                with lock:
+                    if issued[0] >= args.requests or time.monotonic() > deadline:
+                        return None
+                    issued[0] += 1
+                    if issued[0] == args.requests // 2:
+                        rss["middle"] = rss_kib(pid)
+                    if issued[0] % max(500, args.requests // 10) == 0:
+                        print(f"  {issued[0]} requests, {time.monotonic() - started:.0f} s, "
+                              f"RSS {rss_kib(pid) // 1024} MiB", flush=True)
+                    return gen.next()
 
-        threads = [threading.Thread(target=worker, args=(proxy.port, next_item, stats, args.timeout, stop))
-                   for _ in range(args.connections)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - started
-        rss["end"] = rss_kib(pid)
-        alive = proxy.proc.poll() is None
-        final = probe(proxy.port)
-        output = proxy.stop()
+            threads = [threading.Thread(target=worker, args=(proxy.port, next_item, stats, args.timeout, stop))
+                       for _ in range(args.connections)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.monotonic() - started
+            rss["end"] = rss_kib(pid)
+            alive = proxy.proc.poll() is None
+            final = probe(proxy.port)
+        finally:
+            output = proxy.stop()
     sink.close()
 
     print(f"\nseed {args.seed}: {stats.sent} requests in {elapsed:.0f} s over {args.connections} connections "
@@ -748,6 +778,9 @@ def main() -> int:
     print(f"timeouts (no answer within {args.timeout:g} s): {sum(stats.timeouts.values())}")
     for name, n in stats.timeouts.most_common():
         print(f"  {n:6d}  {name}")
+    print(f"answers that were not HTTP/1.1: {sum(stats.unparseable.values())}")
+    for name, n in stats.unparseable.most_common():
+        print(f"  {n:6d}  {name}")
     print(f"kept-alive connections the proxy closed after an answer without saying so (request retried): "
           f"{sum(stats.stale_retries.values())}")
     for name, n in stats.stale_retries.most_common(10):
@@ -762,9 +795,12 @@ def main() -> int:
     print(f"mitmdump RSS: start {rss['start'] // 1024} MiB, middle {rss.get('middle', 0) // 1024} MiB, "
           f"end {rss['end'] // 1024} MiB")
     print(f"proxy alive at the end: {alive}; a valid request afterwards: {final}")
-    internal = output.count("xblreplay internal error") + output.count("Traceback")
-    print(f"tracebacks or internal errors in mitmdump's output: {internal}")
-    ok = not stats.server_errors and alive and final == 200
+    tracebacks = tracebacks_in(output)
+    print(f"tracebacks in mitmdump's output: {sum(tracebacks.values())}; "
+          f"internal errors answered 500: {output.count('xblreplay internal error')}")
+    for where, n in tracebacks.most_common():
+        print(f"  {n:6d}  {where}")
+    ok = not stats.server_errors and not stats.unparseable and alive and final == 200
     return 0 if ok else 1
 
 
