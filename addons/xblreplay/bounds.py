@@ -100,3 +100,14 @@ MAX_YAML_ALIAS_EXPANSION = 10_000_000
 # recorded cassettes (about 1 GB for a million achievements). Only regular files are read at
 # all (FIFOs, devices and sockets are refused unopened or unread), so this bounds every read.
 MAX_FILE_BYTES = 4 * 1024**3
+
+# A header value longer than this is parsed every time it comes, never kept in a cache (a cache
+# of 1,024 megabyte-long Accept-Language values would be a gigabyte).
+MAX_CACHED_HEADER_CHARS = 256
+# "The same request" key (request.request_key) is kept by call patterns for thousands of requests:
+# a longer one keeps its beginning and a hash of the whole.
+MAX_KEY_CHARS = 2048
+# A secret longer than this (a token of real clients is ~1,500 characters) is searched as it is and
+# fully percent-encoded only: every other form costs per character, and a megabyte-long
+# "token" would cost seconds per request.
+MAX_SECRET_CHARS = 4096
