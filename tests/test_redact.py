@@ -313,3 +313,21 @@ def test_a_url_keeps_the_contract_and_loses_every_form_of_a_secret():
     assert redact.redact_url(url, pattern) == f"{BASE}?titleId=1&maxItems=<redacted>&zq=<redacted>"
     in_path = f"https://achievements.xboxlive.com/users/xuid({quote(secret, safe='')})/achievements"
     assert secret not in redact.redact_url(in_path, pattern) and "<redacted>" in redact.redact_url(in_path, pattern)
+
+
+def test_a_secret_longer_than_the_bound_is_found_as_it_is_and_percent_encoded():
+    from urllib.parse import quote
+
+    from xblreplay.bounds import MAX_SECRET_CHARS
+
+    secret = ("Ab+/" * (MAX_SECRET_CHARS // 2))[:MAX_SECRET_CHARS * 2]
+    pattern = redact.secret_pattern({"query parameter zq": secret})
+    assert not pattern.names  # no regex of its other forms is built
+    for form, what in ((secret, "query parameter zq"), (quote(secret, safe=""), "query parameter zq (percent-encoded)")):
+        line = json.dumps({"url": f"https://h/p?zq={form}", "m": f"x {form} y"})
+        assert redact.leak_scan(line.encode(), {"query parameter zq": secret}) == [what]
+        scrubbed, removed = redact.scrub_line(line, pattern)
+        assert removed == [what, what] and form not in scrubbed
+        json.loads(scrubbed)
+    url = f"{BASE}?titleId=1&maxItems={quote(secret, safe='')}&zq={quote(secret, safe='')}"
+    assert redact.redact_url(url, pattern) == f"{BASE}?titleId=1&maxItems=<redacted>&zq=<redacted>"

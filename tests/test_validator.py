@@ -304,7 +304,6 @@ def test_detail_endpoint_path_params(validator: Validator) -> None:
 @pytest.mark.parametrize("path,name", [
     (f"{DETAIL}/4294967296", "achievementId"),
     (f"{DETAIL}/x", "achievementId"),
-    (f"{DETAIL}/update", "achievementId"),
     ("https://achievements.xboxlive.com/users/xuid(1)/achievements/not-a-guid/1", "scid"),
 ])
 def test_r8_detail_bad_path_parameter_answers_400(validator: Validator, path: str, name: str) -> None:

@@ -20,9 +20,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .bounds import MAX_JSON_DEPTH, depth, depth_guard, json_loads
+from .bounds import MAX_JSON_DEPTH, MAX_SECRET_CHARS, depth, depth_guard, json_loads
 from .request import KNOWN_PARAMS, parse_authorization, query_pairs
 
 REDACTED = "<redacted>"
@@ -197,10 +197,12 @@ def _json_forms(value: str) -> list[str]:
 class SecretPattern:
     """The exchange's secret values, each searched in every form it can be written in: as it is,
     percent-encoded (any mix), base64 (either alphabet, any alignment) and, in JSON text,
-    JSON-escaped. ``regex`` finds them in decoded text (a body's strings, a URL);
-    ``json_regex`` in serialized JSON (a cassette line, a log line). Each form has a named group,
-    so a match names its secret (``what``). Both searches look for cheap substring probes first
-    (~10x faster than the regex over a 32 KiB page)."""
+    JSON-escaped. ``find``/``sub`` work on decoded text (a body's strings, a URL) or, with
+    ``in_json``, on serialized JSON (a cassette line, a log line). Every form of a value has a
+    named group of one regex, so a match names its secret; both look for cheap substring probes
+    first (~10x faster than the regex over a 32 KiB page). A value longer than
+    :data:`bounds.MAX_SECRET_CHARS` is searched as plain text, as it is and fully percent-encoded
+    (a regex of its other forms would cost seconds to build)."""
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
         names: dict[str, str] = {}
@@ -208,9 +210,13 @@ class SecretPattern:
             names.setdefault(value, name)
         self.values = sorted(names, key=len, reverse=True)  # a longer value holding a shorter one wins
         self.names: dict[str, str] = {}  # regex group -> what a match is
+        self.literals: list[tuple[str, str]] = []  # (long value in a form, what it is), longest first
         decoded, escaped, probes = [], [], set()
         for i, value in enumerate(self.values):
             name = names[value]
+            if len(value) > MAX_SECRET_CHARS:
+                self.literals += [(value, name), (quote(value, safe=""), f"{name} (percent-encoded)")]
+                continue
             forms = [(re.escape(value), name), (_percent_form(value), f"{name} (percent-encoded)")]
             forms += [(re.escape(f), f"{name} (base64)") for f in _base64_forms(value)]
             for j, (source, what) in enumerate(forms):
@@ -225,8 +231,9 @@ class SecretPattern:
         # one's form (a base64 text of the whole Authorization holds one of its token's three
         # base64 cores), so only the values that hold no other are probed.
         self.always = False  # a secret with no probe: the regex always runs
-        for value in self.values:
-            if any(o != value and o in value for o in self.values):
+        short = [v for v in self.values if len(v) <= MAX_SECRET_CHARS]
+        for value in short:
+            if any(o != value and o in value for o in short):
                 continue
             runs = _UNRESERVED.findall(value)
             run = max(runs, key=len) if runs else ""
@@ -237,8 +244,8 @@ class SecretPattern:
                 run = max(_ALNUM.findall(core), key=len, default="")
                 self.always = self.always or not run
                 probes.add(run)
-        self.regex = re.compile("|".join(decoded))
-        self.json_regex = re.compile("|".join(decoded + escaped))
+        self.regex = re.compile("|".join(decoded)) if decoded else None
+        self.json_regex = re.compile("|".join(decoded + escaped)) if decoded else None
         self.non_ascii = not all(v.isascii() for v in self.values)
         self.json_escaped = any(_JSON_ESCAPED.search(v) for v in self.values)
         probes.discard("")
@@ -246,23 +253,45 @@ class SecretPattern:
         self._probes = [p for p in probes if not any(o != p and o in p for o in probes)]
 
     def _probe(self, text: str) -> bool:
-        return self.always or any(p in text for p in self._probes)
+        return self.regex is not None and (self.always or any(p in text for p in self._probes))
 
-    def search(self, text: str) -> re.Match[str] | None:
-        """A secret in decoded text."""
-        return self.regex.search(text) if self._probe(text) else None
+    def search(self, text: str, in_json: bool = False) -> bool:
+        """Whether a secret is in ``text`` (decoded text, or serialized JSON with ``in_json``)."""
+        if any(lit in text for lit, _ in self.literals):
+            return True
+        return self._probe(text) and (self.json_regex if in_json else self.regex).search(text) is not None
 
-    def search_json(self, text: str) -> re.Match[str] | None:
-        """A secret in serialized JSON text (JSON-escaped forms too)."""
-        return self.json_regex.search(text) if self._probe(text) else None
+    def find(self, text: str, in_json: bool = False) -> list[str]:
+        """What is in ``text``: each secret's form found, named, once each."""
+        found = [what for lit, what in self.literals if lit in text]
+        if self._probe(text):
+            regex = self.json_regex if in_json else self.regex
+            found += [self.names[m.lastgroup] for m in regex.finditer(text)]
+        return list(dict.fromkeys(found))
 
-    def what(self, match: re.Match[str]) -> str:
-        return self.names[match.lastgroup]
+    def sub(self, text: str, in_json: bool = False) -> tuple[str, list[str]]:
+        """``text`` with every form of every secret replaced, and what was replaced (in order)."""
+        removed: list[str] = []
+        for lit, what in self.literals:
+            if lit in text:
+                removed += [what] * text.count(lit)
+                text = text.replace(lit, REDACTED)
+        if self._probe(text):
+            def named(m: re.Match[str]) -> str:
+                removed.append(self.names[m.lastgroup])
+                return REDACTED
+
+            text = (self.json_regex if in_json else self.regex).sub(named, text)
+        return text, removed
 
 
 def secret_pattern(secrets: Mapping[str, str]) -> SecretPattern | None:
     kept = tuple(sorted((k, v) for k, v in secrets.items() if len(v) >= MIN_SECRET_LEN))
-    return _pattern(kept) if kept else None
+    if not kept:
+        return None
+    if any(len(v) > MAX_SECRET_CHARS for _k, v in kept):
+        return SecretPattern(dict(kept))  # not kept in the cache: it holds the values
+    return _pattern(kept)
 
 
 @functools.lru_cache(maxsize=256)
@@ -286,12 +315,8 @@ def scrub_line(text: str, secret_re: SecretPattern | None = None) -> tuple[str, 
 
 def _scrub(text: str, secret_re: SecretPattern | None, in_json: bool) -> tuple[str, list[str]]:
     removed: list[str] = []
-    if secret_re is not None and (secret_re.search_json(text) if in_json else secret_re.search(text)):
-        def named(m: re.Match[str]) -> str:
-            removed.append(secret_re.what(m))
-            return REDACTED
-
-        text = (secret_re.json_regex if in_json else secret_re.regex).sub(named, text)
+    if secret_re is not None:
+        text, removed = secret_re.sub(text, in_json)
     found = find_credentials(text)
     if found:
         out, at = [], 0
@@ -483,7 +508,7 @@ def redact_url(url: str, secret_re: SecretPattern | None = None) -> str:
 
 def _hides(text: str, secret_re: SecretPattern | None) -> bool:
     """Whether a URL part is not to be written: token-shaped, a credential, or a secret's form."""
-    return bool(text) and (is_token_shaped(text) or (secret_re is not None and secret_re.search(text) is not None))
+    return bool(text) and (is_token_shaped(text) or (secret_re is not None and secret_re.search(text)))
 
 
 def redact_interaction(interaction: dict, secrets: Mapping[str, str] | None = None) -> dict:
@@ -517,8 +542,8 @@ def leak_scan(serialized: bytes, secrets: Mapping[str, str]) -> list[str]:
     text = serialized.decode("utf-8", "replace")
     pattern = secret_pattern(secrets)
     found: list[str] = []
-    if pattern is not None and pattern.search_json(text):
-        found = list(dict.fromkeys(pattern.what(m) for m in pattern.json_regex.finditer(text)))
+    if pattern is not None:
+        found = pattern.find(text, in_json=True)
     kinds = {kind for _s, _e, kind in find_credentials(text)}
     found += [kind for kind in (XBL_AUTH, JWT) if kind in kinds]
     return found
