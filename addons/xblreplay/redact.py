@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .bounds import MAX_JSON_DEPTH, MAX_SECRET_CHARS, depth, depth_guard, json_loads
+from .bounds import MAX_SECRET_CHARS, depth_guard, json_loads, too_deep
 from .request import KNOWN_PARAMS, parse_authorization, query_pairs
 
 REDACTED = "<redacted>"
@@ -440,7 +440,7 @@ def recorded_body(body: bytes, content_type: str | None, secret_re: SecretPatter
                 parsed = (json_loads(body, limit_depth=True),)
             except ValueError:
                 parsed = None
-        elif depth(parsed[0], MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        elif too_deep(parsed[0]):
             parsed = None
     if parsed is not None:
         out.is_json = True

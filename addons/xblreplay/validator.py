@@ -32,7 +32,7 @@ from typing import Any, Callable
 import yaml
 from jsonschema import Draft202012Validator
 
-from .bounds import MAX_JSON_DEPTH, TooDeep, depth, depth_guard, int_text_ok, json_loads
+from .bounds import MAX_JSON_DEPTH, TooDeep, depth_guard, int_text_ok, json_loads
 from .request import parse_authorization, query_params, readable, request_key, request_language, split_url
 from .model import (
     EP_DETAIL,
@@ -545,16 +545,14 @@ class Validator:
         (``x-xblreplay-path-fields``), each equal to the path's value."""
         if not body:
             return [Violation("R8", "body", "", ERROR, "the request body is missing", "missing-body")]
-        too_deep = Violation("R8", "body", "", ERROR,
-                             f"the request body nests deeper than {MAX_JSON_DEPTH} levels", "too-deep")
+        deep = [Violation("R8", "body", "", ERROR,
+                          f"the request body nests deeper than {MAX_JSON_DEPTH} levels", "too-deep")]
         try:
-            doc = json_loads(body)
+            doc = json_loads(body, limit_depth=True)
         except TooDeep:
-            return [too_deep]
+            return deep
         except ValueError:
             return [Violation("R8", "body", "", ERROR, "the request body is not JSON", "invalid-json")]
-        if depth(doc, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-            return [too_deep]
         try:
             with depth_guard():
                 found = [
@@ -563,7 +561,7 @@ class Validator:
                     for e in islice(op.body.iter_errors(doc), MAX_RESPONSE_VIOLATIONS)
                 ]
         except TooDeep:
-            return [too_deep]
+            return deep
         if found or not isinstance(doc, dict):
             return found
         for field, param in op.body_fields.items():
