@@ -553,3 +553,40 @@ def test_hostile_requests_through_mitmdump_get_r8_answers_and_the_proxy_stays_up
     assert summary is not None
     expected = [status for _, _, status, _ in HOSTILE] + [200] * 3  # one line per request
     assert sorted(e["status"] for e in entries) == sorted(expected)
+
+
+# ---------------------------------------------------------------- many header lines
+
+
+def test_lowercase_headers_equals_mitmproxys_items_with_repeated_names():
+    from mitmproxy import http as mhttp
+
+    from xblreplay.addon import lowercase_headers
+
+    h = mhttp.Headers([(b"Accept-Language", b"en-US"), (b"X-Thing", b"1"), (b"accept-language", b"fr-FR"),
+                       (b"X-THING", b"\xff2"), (b"Authorization", AUTH.encode()), (b"x-\xe9", b"caf\xc3\xa9")])
+    old = {k.lower(): v for k, v in h.items()}
+    assert lowercase_headers(h) == old
+    assert lowercase_headers(h)["accept-language"] == "en-US, fr-FR"
+    assert lowercase_headers(mhttp.Headers()) == {}
+
+
+@pytest.mark.e2e
+def test_ten_thousand_header_lines_are_answered_quickly(tmp_path):
+    import time
+
+    from proxyharness import Mitmdump, SilentListener
+
+    many = [b"X-Many-%d: v" % i for i in range(9_990)] + [b"X-Same: %d" % i for i in range(10)]
+    raw = raw_request(b"GET", L + b"?titleId=1717113201&maxItems=2", extra=many)
+    with SilentListener() as upstream:
+        with Mitmdump(tmp_path, achievements_mode="replay", achievements_cassettes=EXAMPLE,
+                      achievements_upstream=upstream.url) as proxy:
+            started = time.monotonic()
+            answer = tls_exchange(proxy, raw, timeout=20)
+            took = time.monotonic() - started
+            after = proxy.request(f"{LISTING}?titleId=1717113201&maxItems=1")
+    assert answer is not None and answer[0] == 200, answer
+    assert len(json.loads(answer[2])["achievements"]) == 2
+    assert took < 5, took
+    assert after.status == 200

@@ -98,6 +98,18 @@ def caller_key(check: RequestCheck) -> tuple[int, str]:
     return xuid, title
 
 
+def lowercase_headers(headers: http.Headers) -> dict[str, str]:
+    """Header names (lowercase) to values, in one pass over the header lines: repeated names are
+    joined with ", ", names and values decoded as mitmproxy does (UTF-8, undecodable bytes as
+    surrogate escapes). mitmproxy's ``Headers.items()`` gives the same dict but looks every name
+    up again, which takes seconds for a request with thousands of header lines."""
+    found: dict[str, list[str]] = {}
+    for raw_name, raw_value in headers.fields:
+        found.setdefault(raw_name.decode("utf-8", "surrogateescape").lower(), []).append(
+            raw_value.decode("utf-8", "surrogateescape"))
+    return {name: values[0] if len(values) == 1 else ", ".join(values) for name, values in found.items()}
+
+
 def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
     headers: list[tuple[str, str]] = list(answer.headers)
     names = {k.lower() for k, _ in headers}
@@ -115,7 +127,11 @@ def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
 def exchange_secrets(url: str, headers) -> SecretPattern | None:
     """The exchange's secrets (from its URL and request headers), searched in every line the
     proxy writes about it."""
-    return secret_pattern(request_secrets(url, {k.lower(): v for k, v in headers.items()}))
+    if isinstance(headers, http.Headers):
+        headers = lowercase_headers(headers)
+    else:  # names lowercase already (a FlowState's), or any other mapping
+        headers = {k.lower(): v for k, v in headers.items()}
+    return secret_pattern(request_secrets(url, headers))
 
 
 def shown_url(url: str, headers) -> str:
@@ -370,7 +386,7 @@ class Achievements:
 
     async def _request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        headers = {k.lower(): v for k, v in req.headers.items()}
+        headers = lowercase_headers(req.headers)
         url = req.pretty_url
         check = self.validator.check_request(req.method, url, headers, req.raw_content or None)
         state = FlowState(check=check, url=url, headers=headers, started=time.monotonic())
@@ -567,7 +583,7 @@ class Achievements:
             return  # not recorded: the log says why
         latency_ms = (resp.timestamp_end or time.time()) * 1000 - req.timestamp_start * 1000
         exchange = (req.method, wire_url(state.url), state.headers, resp.status_code,
-                    {k.lower(): v for k, v in resp.headers.items()}, body,
+                    lowercase_headers(resp.headers), body,
                     resp.headers.get("content-type", ""), latency_ms)
         self.recorder.record(*exchange)
         state.recorded = True
@@ -599,7 +615,7 @@ class Achievements:
         if self.log is None or self.validator is None:
             return
         req = flow.request
-        headers = {k.lower(): v for k, v in req.headers.items()}
+        headers = lowercase_headers(req.headers)
         check = self.validator.check_request(req.method, req.pretty_url, headers, None)
         check.violations[:] = [v for v in check.violations if v.location != "body"]  # it was not read
         check.violations.append(Violation(
