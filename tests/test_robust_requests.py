@@ -590,3 +590,37 @@ def test_ten_thousand_header_lines_are_answered_quickly(tmp_path):
     assert len(json.loads(answer[2])["achievements"]) == 2
     assert took < 5, took
     assert after.status == 200
+
+
+# ---------------------------------------------------------------- bounded caches and keys
+
+
+def test_accept_language_is_cached_only_up_to_the_bound(validator):
+    from xblreplay.bounds import MAX_CACHED_HEADER_CHARS
+
+    fresh = Validator.from_rules(RULES)
+    short = "en-US," + "x" * (MAX_CACHED_HEADER_CHARS - 6)
+    long = short + "a"
+    assert len(short) == MAX_CACHED_HEADER_CHARS
+    for value in (short, long, long):
+        check = fresh.check_request("GET", f"{ORIGIN}{LISTING}?titleId=1", headers(accept_language=value), None)
+        assert check.query.locales == fresh._locale_list(value)
+    assert list(fresh._locales) == [short]
+
+
+def test_request_key_longer_than_the_bound_keeps_its_start_and_a_hash():
+    import hashlib
+
+    from xblreplay.bounds import MAX_KEY_CHARS
+
+    h = headers()
+    short = request_key("GET", f"{ORIGIN}{LISTING}?titleId=1", h)
+    assert " sha256=" not in short
+    one = f"{ORIGIN}{LISTING}?titleId=" + ",".join(["1"] * 300_000)
+    two = one + ",2"
+    k1, k2 = request_key("GET", one, h), request_key("GET", two, h)
+    assert len(k1) == len(k2) == MAX_KEY_CHARS - 20 + len(" sha256=") + 16
+    assert k1 != k2 and k1[:MAX_KEY_CHARS - 20] == k2[:MAX_KEY_CHARS - 20]
+    assert k1.startswith("GET /users/xuid(") and k1 == request_key("GET", one, h)
+    digest = k1.rsplit(" sha256=", 1)[1]
+    assert len(digest) == 16 and int(digest, 16) >= 0

@@ -18,9 +18,12 @@ patterns all read the request through them, so "the same request" means one thin
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from urllib.parse import quote, unquote, unquote_plus
+
+from .bounds import MAX_KEY_CHARS
 
 # Query parameters of the achievements endpoints (achievements-api.md §1.2), lowercase.
 KNOWN_PARAMS = frozenset(
@@ -104,6 +107,9 @@ def request_key(method: str, url: str, headers: Mapping[str, str]) -> str:
     contract = (headers.get(CONTRACT_HEADER) or "").strip()
     if contract:
         key += " contract=" + _quote(contract, "")
+    if len(key) > MAX_KEY_CHARS:  # kept by call patterns for thousands of requests
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        key = key[:MAX_KEY_CHARS - 20] + " sha256=" + digest
     return key
 
 

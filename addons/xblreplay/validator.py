@@ -32,7 +32,7 @@ from typing import Any, Callable
 import yaml
 from jsonschema import Draft202012Validator
 
-from .bounds import MAX_JSON_DEPTH, TooDeep, depth_guard, int_text_ok, json_loads
+from .bounds import MAX_CACHED_HEADER_CHARS, MAX_JSON_DEPTH, TooDeep, depth_guard, int_text_ok, json_loads
 from .request import parse_authorization, query_params, readable, request_key, request_language, split_url
 from .model import (
     EP_DETAIL,
@@ -532,6 +532,10 @@ class Validator:
         return check
 
     def _locale_list(self, value: str) -> tuple[str, ...]:
+        """The Accept-Language value's locales; values of at most MAX_CACHED_HEADER_CHARS
+        characters are cached (1,024 of them), longer ones parsed each time they come."""
+        if len(value) > MAX_CACHED_HEADER_CHARS:
+            return parse_accept_language(value)
         locales = self._locales.get(value)
         if locales is None:
             if len(self._locales) >= 1024:
