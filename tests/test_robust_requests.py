@@ -624,3 +624,40 @@ def test_request_key_longer_than_the_bound_keeps_its_start_and_a_hash():
     assert k1.startswith("GET /users/xuid(") and k1 == request_key("GET", one, h)
     digest = k1.rsplit(" sha256=", 1)[1]
     assert len(digest) == 16 and int(digest, 16) >= 0
+
+
+# ---------------------------------------------------------------- HEAD
+
+
+@pytest.mark.e2e
+def test_head_is_answered_without_a_body_and_the_connection_stays_in_step(tmp_path):
+    from proxyharness import Mitmdump, SilentListener
+
+    with SilentListener() as upstream:
+        with Mitmdump(tmp_path, achievements_mode="replay", achievements_cassettes=EXAMPLE,
+                      achievements_upstream=upstream.url) as proxy:
+            context = ssl.create_default_context(cafile=str(proxy.ca))
+            conn = http.client.HTTPSConnection("127.0.0.1", proxy.port, context=context, timeout=20)
+            conn.set_tunnel(HOST, 443)
+            sent = {"Authorization": AUTH, "x-xbl-contract-version": "2", "Accept-Language": "en-US"}
+            try:
+                answers = []
+                for method, target in [("HEAD", f"{LISTING}?titleId=1717113201"), ("GET", f"{LISTING}?titleId=1717113201&maxItems=1"),
+                                       ("HEAD", "/health"), ("HEAD", UPDATE), ("GET", f"{LISTING}?titleId=1717113201&maxItems=2")]:
+                    conn.request(method, target, headers=sent)
+                    response = conn.getresponse()
+                    answers.append((method, response.status, response.read(), response.getheader("x-xblreplay-reason")))
+                # nothing was left on the connection after the HEAD answers
+                conn.sock.settimeout(0.5)
+                with pytest.raises((TimeoutError, socket.timeout)):
+                    leftover = conn.sock.recv(1)
+                    assert leftover, "connection closed"
+                    raise AssertionError(f"bytes after the last answer: {leftover!r}")
+            finally:
+                conn.close()
+    for method, status, body, _ in answers:
+        if method == "HEAD":
+            assert body == b""
+    assert answers[1][1] == 200 and len(json.loads(answers[1][2])["achievements"]) == 1
+    assert answers[4][1] == 200 and len(json.loads(answers[4][2])["achievements"]) == 2
+    assert answers[3][1] == 405  # HEAD to the update path: R8

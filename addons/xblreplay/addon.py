@@ -368,6 +368,15 @@ class Achievements:
         self._unhooked.pop(flow, None)
         if flow.request.pretty_host != HOST:
             return
+        try:
+            await self._answer_request(flow)
+        finally:
+            if flow.response is not None and flow.request.method.upper() == "HEAD":
+                # mitmproxy sends an answer's body whatever the method: to HEAD the addon's
+                # answers (any of them) go without one, their headers as they are.
+                flow.response.raw_content = b""
+
+    async def _answer_request(self, flow: http.HTTPFlow) -> None:
         if self.broken or self.validator is None:
             # No configuration in force: fail closed, whatever the mode was meant to be.
             flow.response = own_error(502, f"xblreplay misconfigured: {self.broken or 'no configuration loaded'}")
