@@ -309,6 +309,21 @@ def record_proxy(tmp_path: Path, upstream_url: str, **options) -> Mitmdump:
                     **options)
 
 
+def around_one(proxy: Mitmdump, before: list[str], hostile: str, after: list[str]):
+    """Normal exchanges, one hostile exchange, normal exchanges again, then SIGINT: the recorder
+    child's pid, the normal replies, the hostile reply, (proxy, child) RSS at the start and their
+    peaks, and the seconds the proxy took to stop."""
+    pid = proxy.proc.pid
+    wait_until(lambda: recorder_children(pid), 20, "the recorder child starting")
+    (child,) = recorder_children(pid)
+    base = status_of(pid)["VmRSS"], status_of(child)["VmRSS"]
+    replies = [get(proxy, p) for p in before]
+    hostile_reply = get(proxy, hostile)
+    replies += [get(proxy, p) for p in after]
+    peak = status_of(pid)["VmHWM"], status_of(child)["VmHWM"]
+    return child, replies, hostile_reply, base, peak, stop_in(proxy, 10)
+
+
 # ------------------------------------------------------------------------------- the e2e tests
 
 def test_gzip_bomb_is_forwarded_untouched_never_recorded_and_loses_nothing_else(tmp_path, bomb):
@@ -325,15 +340,7 @@ def test_gzip_bomb_is_forwarded_untouched_never_recorded_and_loses_nothing_else(
     with Upstream(handler) as up:
         proxy = record_proxy(tmp_path, up.url)
         with watched(proxy):
-            pid = proxy.proc.pid
-            wait_until(lambda: recorder_children(pid), 20, "the recorder child starting")
-            (child,) = recorder_children(pid)
-            base = status_of(pid)["VmRSS"], status_of(child)["VmRSS"]
-            replies = [get(proxy, p) for p in before]
-            bomb_reply = get(proxy, bomb_path)
-            replies += [get(proxy, p) for p in after]
-            peak = status_of(pid)["VmHWM"], status_of(child)["VmHWM"]
-            stop_s = stop_in(proxy, 10)
+            child, replies, bomb_reply, base, peak, stop_s = around_one(proxy, before, bomb_path, after)
     out = proxy.text()
 
     status, headers, digest, size = bomb_reply
@@ -375,15 +382,7 @@ def test_a_50_mb_body_at_the_default_bound_is_streamed_not_held_and_not_recorded
     with Upstream(handler) as up:
         proxy = record_proxy(tmp_path, up.url)
         with watched(proxy):
-            pid = proxy.proc.pid
-            wait_until(lambda: recorder_children(pid), 20, "the recorder child starting")
-            (child,) = recorder_children(pid)
-            base = status_of(pid)["VmRSS"], status_of(child)["VmRSS"]
-            replies = [get(proxy, p) for p in around[0]]
-            big_reply = get(proxy, big_path)
-            replies += [get(proxy, p) for p in around[1]]
-            peak = status_of(pid)["VmHWM"], status_of(child)["VmHWM"]
-            stop_s = stop_in(proxy, 10)
+            child, replies, big_reply, base, peak, stop_s = around_one(proxy, around[0], big_path, around[1])
 
     assert big_reply[0] == 200 and big_reply[2:] == (sha(big), len(big))
     assert all(r[0] == 200 and r[2] == sha(NORMAL) for r in replies)
