@@ -463,3 +463,22 @@ def test_r7_a_remembered_valid_item_does_not_hide_a_changed_one(validator: Valid
     assert [(v.rule, v.name) for v in found] == [("R7", "/achievements/1/platforms")]
     # The same wrong item is reported every time it is served, never remembered as valid.
     assert validator.check_response(get(validator), 200, {}, body) == found
+
+
+def test_the_contract_is_read_as_every_file_from_outside(tmp_path):
+    """A FIFO in place of the contract is refused by name instead of blocking the read, and a
+    contract that nests past the bound is refused with its line."""
+    import os
+
+    import pytest as _pytest
+
+    fifo_dir = tmp_path / "fifo"
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / "achievements.openapi.yaml")
+    with _pytest.raises(ValueError, match="achievements.openapi.yaml: cannot read the contract: .*not a regular file"):
+        Validator.from_rules(fifo_dir)
+    deep_dir = tmp_path / "deep"
+    deep_dir.mkdir()
+    (deep_dir / "achievements.openapi.yaml").write_text("a: " + "[" * 300 + "]" * 300 + "\n")
+    with _pytest.raises(ValueError, match="line 1: nested more than 200 levels deep"):
+        Validator.from_rules(deep_dir)

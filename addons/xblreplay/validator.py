@@ -29,10 +29,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from .bounds import MAX_CACHED_HEADER_CHARS, MAX_JSON_DEPTH, TooDeep, depth_guard, int_text_ok, json_loads
+from .rulesfile import read_yaml
 from .request import parse_authorization, query_params, readable, request_key, request_language, split_url
 from .model import (
     EP_DETAIL,
@@ -53,7 +53,6 @@ RULES_FILE = "achievements.openapi.yaml"
 MAX_RESPONSE_VIOLATIONS = 20
 _VALID_ITEMS_MAX = 200_000  # remembered valid items (hashes) before the memory is cleared
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # operationId in the document -> endpoint name of the model
 _ENDPOINTS = {
@@ -349,8 +348,9 @@ class Validator:
 
     @classmethod
     def from_rules(cls, rules_dir: Path | str) -> "Validator":
-        with open(Path(rules_dir) / RULES_FILE, encoding="utf-8") as f:
-            return cls(yaml.load(f, Loader=_LOADER))
+        """Compiled from ``rules_dir/achievements.openapi.yaml``, read as every file from outside
+        is (rulesfile: a regular file, bounded); ValueError names the file and the problem."""
+        return cls(read_yaml(Path(rules_dir) / RULES_FILE, ValueError, "the contract"))
 
     # ------------------------------------------------------------------ compile helpers
     def _resolve(self, obj: dict[str, Any]) -> dict[str, Any]:
