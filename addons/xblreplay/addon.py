@@ -87,6 +87,13 @@ class FlowState:
     too_deep: bool = False  # the response body is JSON nested too deep to read
     recorded: bool = False  # handed to the recorder
     not_recorded: str = ""  # why a recording mode did not record it (the log's not_recorded)
+    _secrets: tuple | None = None  # (the exchange's SecretPattern or None,) once found
+
+    def secrets(self) -> SecretPattern | None:
+        """The exchange's secrets, found once per flow for every line written about it."""
+        if self._secrets is None:
+            self._secrets = (exchange_secrets(self.url, self.headers),)
+        return self._secrets[0]
 
 
 def caller_key(check: RequestCheck) -> tuple[int, str]:
@@ -124,19 +131,15 @@ def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
     return http.Response.make(answer.status, answer.body_bytes(), http.Headers(fields))
 
 
-def exchange_secrets(url: str, headers) -> SecretPattern | None:
-    """The exchange's secrets (from its URL and request headers), searched in every line the
-    proxy writes about it."""
-    if isinstance(headers, http.Headers):
-        headers = lowercase_headers(headers)
-    else:  # names lowercase already (a FlowState's), or any other mapping
-        headers = {k.lower(): v for k, v in headers.items()}
+def exchange_secrets(url: str, headers: dict[str, str]) -> SecretPattern | None:
+    """The exchange's secrets (from its URL and request headers, names lowercase), searched in
+    every line the proxy writes about it."""
     return secret_pattern(request_secrets(url, headers))
 
 
-def shown_url(url: str, headers) -> str:
+def shown_url(url: str, secrets: SecretPattern | None) -> str:
     """A request's URL as an event-log line shows it: allow-listed, secrets removed."""
-    return wire_url(redact_url(url, exchange_secrets(url, headers)))
+    return wire_url(redact_url(url, secrets))
 
 
 def own_error(status: int, reason: str) -> http.Response:
@@ -386,7 +389,8 @@ class Achievements:
         except Exception as exc:
             # A fault of the proxy must never let a request through to the service (replay is
             # offline); the client gets a 500 that says so, the log gets the traceback.
-            logger.exception("xblreplay: internal error answering %s", shown_url(flow.request.pretty_url, flow.request.headers))
+            logger.exception("xblreplay: internal error answering %s", shown_url(flow.request.pretty_url,
+                                       exchange_secrets(flow.request.pretty_url, lowercase_headers(flow.request.headers))))
             reason = f"xblreplay internal error: {type(exc).__name__}"
             state = self._flows.get(flow)
             if state is not None:  # logged as the proxy's own answer, never recorded as the service's
@@ -482,7 +486,7 @@ class Achievements:
             self._judge(flow, state)
         except Exception as exc:
             # The client gets what the upstream (or replay) gave; the log says what was not done.
-            logger.exception("xblreplay: internal error reading the answer to %s", shown_url(state.url, state.headers))
+            logger.exception("xblreplay: internal error reading the answer to %s", shown_url(state.url, state.secrets()))
             problem = f"xblreplay internal error reading the response: {type(exc).__name__}"
             state.violations = (state.violations or list(state.check.violations)) + [
                 Violation("limits", "response", "", WARNING, problem, "internal-error")]
@@ -606,7 +610,7 @@ class Achievements:
             state.redactions = body_removals(*exchange[1:3], *exchange[4:7])
         for removal in state.redactions:
             logger.warning("xblreplay: removed from the recorded body of %s at %s: %s",
-                           shown_url(state.url, state.headers), removal.path or "(text body)", removal.what)
+                           shown_url(state.url, state.secrets()), removal.path or "(text body)", removal.what)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._unhooked.pop(flow, None)
@@ -648,7 +652,7 @@ class Achievements:
             )
         latency_ms = (time.monotonic() - state.started) * 1000
         # Both lines are written from the entry the log scrubbed of the exchange's secrets.
-        secrets = exchange_secrets(state.url, state.headers)
+        secrets = state.secrets()
         entry = self.log.write(
             method=flow.request.method, url=redact_url(state.url, secrets), mode=self.mode,
             endpoint=state.check.endpoint, status=status, source=source, latency_ms=latency_ms,

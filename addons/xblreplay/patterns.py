@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .model import ERROR, WARNING, Violation
-from .throttle import drop_before, first_inside, tracking_caps
+from .throttle import add_capped, drop_before, first_inside, tracking_caps
 
 RULE = "call-pattern"
 RATE_WINDOWS = ("burst", "sustain", "certification")
@@ -120,10 +120,8 @@ class CallPatterns:
         pair_key = (xuid, title)
         pair = self._pairs.get(pair_key)
         if pair is None:  # arrays are made holding their first time: no room to spare
-            pair = self._pairs[pair_key] = _Pair(array("d", (now,)))
-            if len(self._pairs) > self._max_pairs:
-                self._pairs.popitem(last=False)
-                self.forgotten_at_cap["pairs"] += 1
+            pair = _Pair(array("d", (now,)))
+            self.forgotten_at_cap["pairs"] += add_capped(self._pairs, pair_key, pair, self._max_pairs)
         else:
             self._pairs.move_to_end(pair_key)
             pair.times.append(now)
@@ -133,10 +131,8 @@ class CallPatterns:
         key = (xuid, title, request_key)
         request = self._requests.get(key)
         if request is None:
-            request = self._requests[key] = _Request(array("d", (now,)))
-            if len(self._requests) > self._max_requests:
-                self._requests.popitem(last=False)
-                self.forgotten_at_cap["requests"] += 1
+            request = _Request(array("d", (now,)))
+            self.forgotten_at_cap["requests"] += add_capped(self._requests, key, request, self._max_requests)
         else:
             self._requests.move_to_end(key)
             self._check_request(request, now, request_key, found)

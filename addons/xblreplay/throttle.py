@@ -111,6 +111,16 @@ def tracking_caps(limits: dict[str, Any]) -> tuple[int, int]:
             tracking.get("max_requests", DEFAULT_MAX_REQUESTS))
 
 
+def add_capped(table: OrderedDict, key: Any, value: Any, cap: int) -> bool:
+    """Put a new entry at the recent end of an LRU table; past ``cap`` entries the least recently
+    seen is forgotten. True when one was."""
+    table[key] = value
+    if len(table) > cap:
+        table.popitem(last=False)
+        return True
+    return False
+
+
 def first_inside(times: array, period: float, now: float) -> int:
     """Index of the first of the ascending ``times`` still inside a window of ``period`` seconds
     ending at ``now`` (``t + period > now``, the comparison the windows use everywhere)."""
@@ -172,10 +182,7 @@ class Throttle:
         key = (xuid, title)
         caller = self._pairs.get(key)
         if caller is None:  # the first request of a pair always fits (every limit is >= 1)
-            self._pairs[key] = _Caller(now)
-            if len(self._pairs) > self._max_callers:
-                self._pairs.popitem(last=False)
-                self.forgotten_at_cap += 1
+            self.forgotten_at_cap += add_capped(self._pairs, key, _Caller(now), self._max_callers)
             return None
         self._pairs.move_to_end(key)
 
