@@ -1,5 +1,5 @@
 """Bounds on what the proxy accepts from outside: one place for the documented limits on hostile
-input (README, "Limits on hostile input").
+input (README, "Hostile input").
 
 Requests from titles under development, bodies from staging upstreams and cassettes from anyone
 who can open a pull request are all read through these, so a hostile value gets a clear answer
@@ -10,7 +10,8 @@ instead of an exception, and memory stays bounded:
   the proxy can use; :func:`too_deep` measures a value without recursing;
 * :data:`MAX_INT_DIGITS` -- the longest decimal integer any field of the contract can hold
   (uint64: 20 digits); longer ones are refused before ``int()`` is asked to read them;
-* :data:`MAX_BODY_BYTES` -- the default bound on a decoded body (``achievements_max_body``).
+* :data:`MAX_BODY_BYTES` -- the default bound on a decoded body (``achievements_max_body``);
+* the YAML alias, file-size, header-cache, key-length and secret-length bounds below.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ MAX_INT_DIGITS = 20
 # Decoded (after Content-Encoding) body size above which a body is forwarded untouched and
 # neither parsed, checked nor recorded. The option achievements_max_body changes it.
 MAX_BODY_BYTES = 32 * 1024 * 1024
-# How deep a JSON value may nest before it is refused whole. The service's bodies nest 6 levels.
-# Python's JSON parser and every walk of a value (redaction, schema checks) recurse, so the bound
-# is the interpreter's recursion limit (about 1,000 levels, less the caller's own frames): a value
-# nested deeper is a TooDeep wherever it is read, never a RecursionError and never half-processed.
-# Small inputs (request bodies, hand-written datasets) are held to MAX_JSON_DEPTH exactly with
-# too_deep(), which does not recurse.
+# How deep a JSON value may nest. The service's bodies nest 6 levels. Everything that is kept --
+# cassettes (rulesfile), recorded bodies, request bodies -- is held to MAX_JSON_DEPTH exactly
+# (too_deep() does not recurse). A body that is only read (a response checked on its way to the
+# client) is bounded by the interpreter's recursion limit instead: deeper is a TooDeep wherever
+# it is read (json_loads, depth_guard), never a RecursionError and never half-processed.
 MAX_JSON_DEPTH = 200
 
 
