@@ -10,6 +10,6 @@ _here = str(Path(__file__).resolve().parent)
 if _here not in sys.path:
     sys.path.insert(0, _here)
 
-from xblreplay.addon import Achievements  # noqa: E402
+from xblreplay.mitm.addon import Achievements  # noqa: E402
 
 addons = [Achievements()]

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "addons"))
 
 from xblreplay import DEFAULT_RULES_DIR  # noqa: E402
 from xblreplay.replay import Replayer  # noqa: E402
-from xblreplay.validator import Validator  # noqa: E402
-from xblreplay.dataset import DatasetStore  # noqa: E402
+from xblreplay.contract.validator import Validator  # noqa: E402
+from xblreplay.engine import DatasetStore  # noqa: E402
 from xblreplay.model import ORDERS, AchievementsQuery  # noqa: E402
 
 XUID = 2533274800000001

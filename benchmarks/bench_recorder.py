@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "addons"))
 
 from xblreplay import cassette  # noqa: E402
-from xblreplay.recorder import Recorder  # noqa: E402
+from xblreplay.recording import Recorder  # noqa: E402
 
 BASE = "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements"
 HEADERS = {"x-xbl-contract-version": "2", "accept-language": "en-US",

@@ -10,7 +10,7 @@ import json
 import pytest
 from mitmproxy.test import taddons, tflow, tutils
 
-from xblreplay.addon import Achievements
+from xblreplay.mitm.addon import Achievements
 from proxyharness import AUTH, REPO, XUID
 
 EXAMPLE = REPO / "cassettes" / "example"

@@ -222,7 +222,7 @@ def test_compact_keys_are_the_keys_the_engine_reads():
     import inspect
     import re
 
-    from xblreplay import dataset
+    from xblreplay import engine as dataset
 
     source = inspect.getsource(dataset._Compact)
     read = set(re.findall(r"\b(?:e|entry|self\.entry)(?:\.get\(|\[)\"(\w+)\"", source))
@@ -407,7 +407,7 @@ def test_fast_check_equals_the_schema_and_what_it_passes_the_engine_serves(shape
     compact entry they accept is built and expanded by the engine into an answer that passes the
     strict response schema (R7), so a loaded cassette never fails later without a line."""
     from test_dataset import VALIDATORS
-    from xblreplay.dataset import DatasetStore
+    from xblreplay.engine import DatasetStore
     from xblreplay.model import AchievementsQuery
 
     if isinstance(entry, dict) and entry.get("id") is None:
@@ -440,7 +440,7 @@ def tree(root: Path) -> list[str]:
 def test_recording_leaves_only_cassettes_in_the_tree(tmp_path, kind):
     import json
 
-    from xblreplay import recorder
+    from xblreplay import recording as recorder
 
     url = "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements"
     rec = getattr(recorder, kind)(tmp_path)

@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 import yaml
 
-from xblreplay.dataset import DatasetStore
+from xblreplay.engine import DatasetStore
 from xblreplay.model import NEVER, AchievementsQuery
-from xblreplay.validator import Validator
+from xblreplay.contract.validator import Validator
 
 RULES = Path(__file__).resolve().parents[1] / "rules" / "achievements.openapi.yaml"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

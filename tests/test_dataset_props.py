@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from test_dataset import NOW, VALIDATORS, XUID, all_pages, hand, hand_order, reference, v1_item, v2_item
 from test_dataset import recorded
-from xblreplay.dataset import DatasetStore
+from xblreplay.engine import DatasetStore
 from xblreplay.model import ORDERS, TYPES, AchievementsQuery
 
 SETTINGS = settings(max_examples=150, deadline=None)

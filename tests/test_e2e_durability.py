@@ -73,7 +73,7 @@ class Client(threading.Thread):
 def wait_for_writers(cassettes: Path, timeout: float = 30.0) -> None:
     """A killed proxy's recorder child sees its pipe close, writes what it was given and exits:
     the files are judged once it is gone (it runs on; that is the point)."""
-    marker = b"xblreplay.recorder\0" + str(cassettes).encode()
+    marker = b"xblreplay.recording\0" + str(cassettes).encode()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         alive = False

@@ -171,7 +171,7 @@ OPTION_NAMES = [
 
 
 def test_the_parametrized_names_are_every_option():
-    from xblreplay.options import NAMES
+    from xblreplay.mitm.options import NAMES
 
     assert set(OPTION_NAMES) == NAMES
 
@@ -325,7 +325,7 @@ def test_a_proxy_whose_configuration_never_loaded_answers_502_and_never_connects
     shutil.copytree(REPO / "rules", rules)
     entry = tmp_path / "entry.py"
     entry.write_text(f"import sys\nsys.path.insert(0, {str(REPO / 'addons')!r})\n"
-                     "from xblreplay.addon import Achievements\naddons = [Achievements()]\n")
+                     "from xblreplay.mitm.addon import Achievements\naddons = [Achievements()]\n")
     with SilentListener() as network:
         with Proxy(tmp_path, network, entry=entry, achievements_mode="validate",
                    achievements_rules=rules, achievements_cassettes=tmp_path / "none") as proxy:

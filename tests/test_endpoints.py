@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xblreplay.dataset import DatasetStore
+from xblreplay.engine import DatasetStore
 from xblreplay.replay import Replayer
-from xblreplay.validator import Validator
+from xblreplay.contract.validator import Validator
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "cassettes" / "example"

@@ -1,9 +1,9 @@
-"""Live call-pattern checks (xblreplay.patterns), driven by a fake clock."""
+"""Live call-pattern checks (xblreplay.traffic.patterns), driven by a fake clock."""
 
 import copy
 
-from xblreplay.patterns import CODES, CallPatterns
-from xblreplay.throttle import load_limits
+from xblreplay.traffic.patterns import CODES, CallPatterns
+from xblreplay.traffic.throttle import load_limits
 
 XUID = 2533274800000001
 TITLE = "1234"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from xblreplay import DEFAULT_RULES_DIR, cassette
-from xblreplay.recorder import Recorder, RecorderProcess, cassette_path
-from xblreplay.validator import Validator
+from xblreplay.recording import Recorder, RecorderProcess, cassette_path
+from xblreplay.contract.validator import Validator
 
 ADDONS = Path(__file__).resolve().parents[1] / "addons"
 XUID = 2533274800000001
@@ -165,7 +165,7 @@ def test_bindings_recorded_as_sha256(tmp_path):
 
 CHILD = r"""
 import sys
-from xblreplay import recorder
+from xblreplay import recording as recorder
 rec = getattr(recorder, sys.argv[6])(sys.argv[1])
 ns = range(int(sys.argv[2]), 10**9, int(sys.argv[3]))[: int(sys.argv[4])]
 print("ready", flush=True)
@@ -209,7 +209,7 @@ def writer_processes(cassette_dir: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"xblreplay.recorder" in argv and str(cassette_dir).encode() in argv:
+        if b"xblreplay.recording" in argv and str(cassette_dir).encode() in argv:
             found.append(int(entry.name))
     return found
 
@@ -252,7 +252,7 @@ def test_import_flows(tmp_path):
     from mitmproxy import io
     from mitmproxy.test import tflow, tutils
 
-    from xblreplay.importer import import_flows
+    from xblreplay.mitm.flows import import_flows
 
     flows = []
     for n, host in enumerate(["achievements.xboxlive.com", "achievements.xboxlive.com", "profile.xboxlive.com"]):

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xblreplay import cassette, redact
-from xblreplay.recorder import Recorder
+from xblreplay.recording import Recorder
 
 XUID = 2533274800000001
 BASE = f"https://achievements.xboxlive.com/users/xuid({XUID})/achievements"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from xblreplay import DEFAULT_RULES_DIR, cassette
-from xblreplay.dataset import DatasetStore
+from xblreplay.engine import DatasetStore
 from xblreplay.faults import FaultInjector, parse_profile
 from xblreplay.replay import Replayer
-from xblreplay.validator import Validator
+from xblreplay.contract.validator import Validator
 
 XUID = 2533274800000001
 HOST = "https://achievements.xboxlive.com"

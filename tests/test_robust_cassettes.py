@@ -412,7 +412,7 @@ def test_a_recorded_id_string_of_any_length_loads_and_replays(tmp_path):
     any id can be as not a number instead of asking int() for it (ValueError past 4,300 digits)."""
     from xblreplay import DEFAULT_RULES_DIR
     from xblreplay.replay import Replayer
-    from xblreplay.validator import Validator
+    from xblreplay.contract.validator import Validator
 
     def item(ident: str) -> dict:
         return {"id": ident, "serviceConfigId": "00000000-0000-0000-0000-0000000004d2", "name": "x",

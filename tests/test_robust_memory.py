@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from proxyharness import HOST, REPO, Mitmdump, read_log
-from xblreplay.patterns import CallPatterns
-from xblreplay.throttle import DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, Throttle, load_limits
+from xblreplay.traffic.patterns import CallPatterns
+from xblreplay.traffic.throttle import DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, Throttle, load_limits
 
 LIMITS = load_limits()
 TITLE = "1717113201"

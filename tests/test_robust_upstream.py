@@ -35,7 +35,7 @@ import pytest
 from proxyharness import AUTH, HOST, REPO, XUID, Mitmdump, SilentListener, Upstream, cassette_documents, read_log
 from xblreplay import bounds, cassette
 from xblreplay.redact import redact_url
-from xblreplay.recorder import (TOO_LARGE, UNDECODABLE, UNKNOWN_ENCODING, RecorderProcess, UnreadableBody,
+from xblreplay.recording import (TOO_LARGE, UNDECODABLE, UNKNOWN_ENCODING, RecorderProcess, UnreadableBody,
                                 decode_body)
 
 pytestmark = pytest.mark.e2e
@@ -84,7 +84,7 @@ def recorder_children(pid: int) -> list[int]:
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == pid and b"xblreplay.recorder" in (stat.parent / "cmdline").read_bytes():
+            if ppid == pid and b"xblreplay.recording" in (stat.parent / "cmdline").read_bytes():
                 found.append(int(stat.parent.name))
         except (OSError, ValueError, IndexError):
             continue
@@ -853,7 +853,7 @@ def test_import_skips_a_bomb_and_records_the_rest(tmp_path):
     from mitmproxy import io
     from mitmproxy.test import tflow, tutils
 
-    from xblreplay.importer import UnreadableFlow, import_flows
+    from xblreplay.mitm.flows import UnreadableFlow, import_flows
 
     flows = []
     for n, (content, coding) in enumerate([(NORMAL, None), (gzip_zeros(64 * MiB), "gzip"), (NORMAL, None)]):

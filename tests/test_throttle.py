@@ -1,4 +1,4 @@
-"""R10 throttling (xblreplay.throttle) and the limits file, driven by a fake clock."""
+"""R10 throttling (xblreplay.traffic.throttle) and the limits file, driven by a fake clock."""
 
 import copy
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import yaml
 
-from xblreplay.throttle import (
+from xblreplay.traffic.throttle import (
     DEFAULT_LIMITS, DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, LimitsError, Throttle, load_limits,
 )
 

@@ -14,7 +14,7 @@ from test_contract import R7_TRAPS, SCID, v1_body, v2_body
 from xblreplay.model import (
     EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, ERROR, WARNING, RequestCheck,
 )
-from xblreplay.validator import Validator, error_answer, parse_accept_language
+from xblreplay.contract.validator import Validator, error_answer, parse_accept_language
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 BASE = "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements"

@@ -78,7 +78,7 @@ def test_wheel_carries_the_rules_and_the_entry_script(installed):
     expected = {f"xblreplay/rules/{p.relative_to(REPO / 'rules').as_posix()}"
                 for p in (REPO / "rules").rglob("*") if p.is_file() and p.suffix in (".yaml", ".json")}
     assert expected and expected <= names
-    assert "xblreplay/mitm_entry.py" in names
+    assert "xblreplay/mitm/entry.py" in names
 
 
 def test_installed_package_is_imported_from_the_fresh_venv(installed):
@@ -91,7 +91,7 @@ def test_installed_package_is_imported_from_the_fresh_venv(installed):
     package = installed["site"] / "xblreplay"
     assert Path(module) == package / "__init__.py"
     assert Path(rules) == package / "rules" and Path(schema) == package / "rules" / "cassette.schema.json"
-    assert Path(entry) == package / "mitm_entry.py" and Path(entry).is_file()
+    assert Path(entry) == package / "mitm" / "entry.py" and Path(entry).is_file()
     assert not any(str(REPO) in p for p in path if "site-packages" not in p), path
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from . import DEFAULT_RULES_DIR
 from .cassette import CassetteError, lint
 from .replay import Replayer, parse_now
-from .validator import Validator
+from .contract.validator import Validator
 
-ENTRY_SCRIPT = Path(__file__).resolve().with_name("mitm_entry.py")  # inside the package: works installed
+ENTRY_SCRIPT = Path(__file__).resolve().parent / "mitm" / "entry.py"  # inside the package: works installed
 # `xblreplay query` has no token to send; this placeholder passes the R8 Authorization check.
 CLI_AUTH = "XBL3.0 x=xblreplay-cli;offline"
 DIAGNOSTIC_PREFIX = "x-xblreplay-"
@@ -97,7 +97,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importer import FlowFileError, import_flows  # reads mitmproxy flow files
+    from .mitm.flows import FlowFileError, import_flows  # reads mitmproxy flow files
     from .redact import LeakError
 
     if os.path.exists(args.cassettes) and not os.path.isdir(args.cassettes):
@@ -127,7 +127,7 @@ Every other argument goes to mitmdump as it is (mitmdump --help lists them), for
 
 
 def run_help() -> str:
-    from .options import help_text  # the option table, shared with the addon
+    from .mitm.options import help_text  # the option table, shared with the addon
 
     return RUN_USAGE.format(options=help_text())
 

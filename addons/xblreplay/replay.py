@@ -16,11 +16,11 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from . import cassette
-from .dataset import DatasetStore
-from .dataset import pick_locale
-from .request import request_key, request_language
+from .engine import DatasetStore
+from .engine import pick_locale
+from .contract.request import request_key, request_language
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, AchievementsQuery, Answer, RequestCheck, Violation
-from .validator import Validator, error_answer, parse_accept_language
+from .contract.validator import Validator, error_answer, parse_accept_language
 
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
 # to parse a recorded URL into a query, so a placeholder stands in for it.

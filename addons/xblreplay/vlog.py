@@ -35,7 +35,7 @@ from typing import Any
 
 from .model import Violation
 from .redact import Removal, SecretPattern, scrub_line
-from .request import readable
+from .contract.request import readable
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

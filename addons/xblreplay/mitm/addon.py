@@ -22,19 +22,19 @@ from typing import Any
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.proxy import server_hooks
 
-from . import bounds
+from .. import bounds
 from . import options as xopts
-from .cassette import CassetteError
-from .faults import FaultInjector, fault_answer, load_profile, truncate_body
-from .model import EP_DETAIL, EP_LIST, HOST, WARNING, Answer, RequestCheck, Violation, violations_header
+from ..cassette import CassetteError
+from ..faults import FaultInjector, fault_answer, load_profile, truncate_body
+from ..model import EP_DETAIL, EP_LIST, HOST, WARNING, Answer, RequestCheck, Violation, violations_header
 from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
-from .patterns import CallPatterns
-from .recorder import TOO_LARGE, RecorderProcess, UnreadableBody, body_removals, decode_body, recorded_interaction
-from .redact import Removal, SecretPattern, redact_url, request_secrets, secret_pattern
-from .replay import Replayer
-from .throttle import Throttle, load_limits
-from .validator import Validator, error_answer
-from .vlog import ValidationLog, wire_url
+from ..traffic.patterns import CallPatterns
+from ..recording import TOO_LARGE, RecorderProcess, UnreadableBody, body_removals, decode_body, recorded_interaction
+from ..redact import Removal, SecretPattern, redact_url, request_secrets, secret_pattern
+from ..replay import Replayer
+from ..traffic.throttle import Throttle, load_limits
+from ..contract.validator import Validator, error_answer
+from ..vlog import ValidationLog, wire_url
 
 logger = logging.getLogger("xblreplay")
 

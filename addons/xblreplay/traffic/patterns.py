@@ -42,7 +42,7 @@ from itertools import pairwise
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .model import ERROR, WARNING, Violation
+from ..model import ERROR, WARNING, Violation
 from .throttle import add_capped, drop_before, first_inside, tracking_caps
 
 RULE = "call-pattern"

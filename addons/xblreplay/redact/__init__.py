@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from .bounds import MAX_SECRET_CHARS, depth_guard, json_loads, too_deep
-from .request import KNOWN_PARAMS, parse_authorization, query_pairs
+from ..bounds import MAX_SECRET_CHARS, depth_guard, json_loads, too_deep
+from ..contract.request import KNOWN_PARAMS, parse_authorization, query_pairs
 
 REDACTED = "<redacted>"
 

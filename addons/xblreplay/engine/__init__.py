@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any, Iterator, NamedTuple
 
-from .bounds import int_text_ok
-from .model import ERROR, NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation, violations_header
+from ..bounds import int_text_ok
+from ..model import ERROR, NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation, violations_header
 
 DEFAULT_LOCALE = "en-US"
 LRU_SIZE = 64

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from . import DEFAULT_RULES_DIR, bounds
-from .model import closest
+from .. import DEFAULT_RULES_DIR, bounds
+from ..model import closest
 
 MODES = ("validate", "record", "replay", "replay-or-record")
 # Modes in which a request for the host may be forwarded (validate: always; the others when
@@ -233,7 +233,7 @@ def parse_upstream(value: str | None) -> tuple[str, str, int, str] | None:
 def settings(values: Mapping[str, Any]) -> Settings:
     """Check the values of every option (``values``: name -> value, typed) for what can be known
     without reading files; ConfigError names the option."""
-    from .replay import parse_now  # the one parser of achievements_now, shared with `xblreplay query`
+    from ..replay import parse_now  # the one parser of achievements_now, shared with `xblreplay query`
 
     for name in NAMES:
         check_type(name, values[name])

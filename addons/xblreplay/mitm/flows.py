@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mitmproxy import exceptions, http, io
 
-from . import bounds
-from .model import HOST
-from .recorder import BACKLOG_BYTES, Recorder, UnreadableBody, decode_body
-from .redact import redact_url
-from .vlog import wire_url
+from .. import bounds
+from ..model import HOST
+from ..recording import BACKLOG_BYTES, Recorder, UnreadableBody, decode_body
+from ..redact import redact_url
+from ..vlog import wire_url
 
 
 class FlowFileError(Exception):

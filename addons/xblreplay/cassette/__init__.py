@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from . import DEFAULT_RULES_DIR, redact, rulesfile
-from .model import closest
+from .. import DEFAULT_RULES_DIR, redact, rulesfile
+from ..model import closest
 
 VERSION = 1
 SCHEMA_PATH = DEFAULT_RULES_DIR / "cassette.schema.json"

@@ -33,10 +33,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import DEFAULT_RULES_DIR, bounds, cassette, redact
-from .model import RequestCheck
-from .request import parse_authorization, request_key, request_language
-from .validator import Validator
+from .. import DEFAULT_RULES_DIR, bounds, cassette, redact
+from ..model import RequestCheck
+from ..contract.request import parse_authorization, request_key, request_language
+from ..contract.validator import Validator
 
 _STOP = object()
 logger = logging.getLogger("xblreplay")
@@ -496,7 +496,7 @@ def _forget_if_large(path: Path) -> None:
 # exchange, so redaction, serialization and file writes never compete with mitmproxy's event
 # loop for the interpreter lock.
 
-_PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # addons/, the package's source root
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # addons/, the package's source root
 
 
 def _describe(exc: Exception) -> tuple[str, tuple]:
@@ -518,7 +518,7 @@ def _rebuild(kind: str, args: tuple) -> Exception:
 
 class RecorderProcess(_Reports):
     """:class:`Recorder`'s interface; the recorder runs in a child process (``python -m
-    xblreplay.recorder DIR``) fed through a pipe by a sender thread.
+    xblreplay.recording DIR``) fed through a pipe by a sender thread.
 
     The child is the durable writer: it writes everything it was handed, and stops only when its
     input ends (this object closes it, or this process dies); it ignores SIGINT and SIGTERM, which
@@ -550,7 +550,7 @@ class RecorderProcess(_Reports):
     def _start(self) -> "_Child":
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p))
-        argv = [sys.executable, "-m", "xblreplay.recorder", str(self.cassette_dir),
+        argv = [sys.executable, "-m", "xblreplay.recording", str(self.cassette_dir),
                 str(self._rules_dir or ""), str(self.backlog_limit)]
         child = _Child(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env))
         child.receiver = threading.Thread(target=self._receive, args=(child,),
@@ -764,6 +764,3 @@ def _serve(cassette_dir: str, rules_dir: str | None = None, backlog_limit: str |
             send(("flushed", payload))
     rec.close()
 
-
-if __name__ == "__main__":
-    _serve(*sys.argv[1:4])

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from . import DEFAULT_RULES_DIR
-from .rulesfile import read_yaml
-from .model import ERROR, Answer, Violation
+from .. import DEFAULT_RULES_DIR
+from ..rulesfile import read_yaml
+from ..model import ERROR, Answer, Violation
 
 
 DEFAULT_LIMITS = DEFAULT_RULES_DIR / "limits.yaml"

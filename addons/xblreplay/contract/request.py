@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote, unquote, unquote_plus
 
-from .bounds import MAX_KEY_CHARS
+from ..bounds import MAX_KEY_CHARS
 
 # Query parameters of the achievements endpoints (achievements-api.md §1.2), lowercase.
 KNOWN_PARAMS = frozenset(

@@ -31,10 +31,10 @@ from typing import Any, Callable
 
 from jsonschema import Draft202012Validator
 
-from .bounds import MAX_CACHED_HEADER_CHARS, MAX_JSON_DEPTH, TooDeep, depth_guard, int_text_ok, json_loads
-from .rulesfile import read_yaml
+from ..bounds import MAX_CACHED_HEADER_CHARS, MAX_JSON_DEPTH, TooDeep, depth_guard, int_text_ok, json_loads
+from ..rulesfile import read_yaml
 from .request import parse_authorization, query_params, readable, request_key, request_language, split_url
-from .model import (
+from ..model import (
     EP_DETAIL,
     EP_HISTORY,
     EP_LIST,
