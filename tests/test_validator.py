@@ -14,7 +14,8 @@ from test_contract import R7_TRAPS, SCID, v1_body, v2_body
 from xblreplay.model import (
     EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, ERROR, WARNING, RequestCheck,
 )
-from xblreplay.contract.validator import Validator, error_answer, parse_accept_language
+from xblreplay.answers import invalid_request
+from xblreplay.contract.validator import Validator, parse_accept_language
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 BASE = "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements"
@@ -207,7 +208,7 @@ def test_r8_401_on_other_paths_of_the_host(validator: Validator) -> None:
 def test_secrets_never_reach_violations_or_error_answers(validator: Validator) -> None:
     for auth in (f"XBL3.0 x={USERHASH}", f"XBL3.0 x={USERHASH};{TOKEN} extra"):
         check = get(validator, "maxItems=0", authorization=auth)
-        answer = error_answer(check)
+        answer = invalid_request(check)
         text = json.dumps([v.to_dict() for v in check.violations]) + repr(answer.headers) + answer.reason
         assert USERHASH not in text and TOKEN not in text
 
@@ -419,7 +420,7 @@ def test_r7_detail_answer_has_one_item(validator: Validator) -> None:
 
 def test_r8_error_answer_400(validator: Validator) -> None:
     check = get(validator, "maxItems=0&color=red")
-    answer = error_answer(check)
+    answer = invalid_request(check)
     assert (answer.status, answer.source) == (400, "error")
     assert set(answer.body) == {"errorCode", "errorMessage"}
     assert isinstance(answer.body["errorCode"], int) and "maxItems" in answer.body["errorMessage"]
@@ -431,7 +432,7 @@ def test_r8_error_answer_400(validator: Validator) -> None:
 
 def test_r8_error_answer_401(validator: Validator) -> None:
     check = get(validator, "maxItems=0", authorization="")
-    answer = error_answer(check)
+    answer = invalid_request(check)
     assert answer.status == 401 and answer.body is None and answer.body_bytes() == b""
     hdrs = dict(answer.headers)
     assert hdrs["WWW-Authenticate"] == 'Token realm="xboxlive.com", error="token_required"'

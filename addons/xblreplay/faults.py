@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 
-from . import DEFAULT_RULES_DIR
+from . import DEFAULT_RULES_DIR, answers
 from .rulesfile import read_yaml
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_UPDATE, Answer
 
@@ -229,21 +229,12 @@ def fault_answer(decision: Decision) -> Answer:
     """The answer for a 503 or 500 decision, in the service's error shape (§4.1)."""
     if decision.kind == "503":
         retry_after = DEFAULT_RETRY_AFTER if decision.retry_after is None else decision.retry_after
-        return Answer(
-            status=503,
-            source="fault",
-            headers=[("Retry-After", str(retry_after))],
-            body={"errorCode": None, "errorMessage": f"Service Unavailable. Retry after {retry_after} seconds."},
-            reason=f"fault profile: injected 503 Service Unavailable, Retry-After {retry_after} s",
-        )
+        return answers.injected(503, f"Service Unavailable. Retry after {retry_after} seconds.",
+                                f"fault profile: injected 503 Service Unavailable, Retry-After {retry_after} s",
+                                retry_after)
     if decision.kind == "500":
-        return Answer(
-            status=500,
-            source="fault",
-            headers=[] if decision.retry_after is None else [("Retry-After", str(decision.retry_after))],
-            body={"errorCode": None, "errorMessage": "Internal Server Error"},
-            reason="fault profile: injected 500 Internal Server Error",
-        )
+        return answers.injected(500, "Internal Server Error", "fault profile: injected 500 Internal Server Error",
+                                decision.retry_after)
     raise ValueError(f"fault kind {decision.kind!r} is applied to a real response, not answered")
 
 

@@ -78,6 +78,22 @@ def closest(name: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
     return found[0] if found else None
 
 
+def readable(text: str) -> str:
+    """``text`` safe to encode as UTF-8: mitmproxy hands over bytes of a request that are not
+    UTF-8 as lone surrogates (``surrogateescape``); they become ``\\udcXX`` escapes."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# R8: the status an error calls for: 401 for the Authorization header, 405 for a method the path
+# does not document, else 400. 401 wins over 405 and 400 (the service validates the token before
+# routing, spec §1.3); 405 (routing found the path, not the method) wins over 400.
+R8_PRECEDENCE = (400, 405, 401)
+
+
+def r8_status(v: Violation) -> int:
+    return 401 if v.location == "header" else 405 if v.code == "method-not-allowed" else 400
+
+
 def violations_header(violations: list[Violation] | tuple[Violation, ...]) -> str:
     """Compact JSON for the X-Xblreplay-Violations response header (R8)."""
     return json.dumps([v.to_dict() for v in violations], separators=(",", ":"), ensure_ascii=True)

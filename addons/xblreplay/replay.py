@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from . import cassette
+from . import answers, cassette
 from .engine import DatasetStore
 from .engine import pick_locale
 from .contract.request import request_key, request_language
-from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, AchievementsQuery, Answer, RequestCheck, Violation
-from .contract.validator import Validator, error_answer, parse_accept_language
+from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_UPDATE, AchievementsQuery, Answer, RequestCheck
+from .contract.validator import Validator, parse_accept_language
 
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
 # to parse a recorded URL into a query, so a placeholder stands in for it.
@@ -202,7 +202,7 @@ class Replayer:
     def answer(self, check: RequestCheck, method: str, url: str, body: bytes | None = None) -> Answer:
         """The answer to a checked request; `body` is the request body (the update endpoint needs it)."""
         if not check.ok:
-            return error_answer(check)
+            return answers.invalid_request(check)
         query = check.query
         if check.endpoint in (EP_LIST, EP_HISTORY) and query is not None:
             denied = self.store.check_binding(query.userhash, query.xuid)
@@ -213,7 +213,7 @@ class Replayer:
                 and check.path_params.get("xuid") not in self.store.updated):
             # A request recorded exactly is answered as the service answered it, unless progress
             # updates changed that user's data since: the datasets answer everything else.
-            return interaction_answer(recorded, note)
+            return answers.recorded(recorded, note)
         if check.endpoint in (EP_LIST, EP_HISTORY) and query is not None:
             if check.endpoint == EP_HISTORY:
                 return self.store.answer_history(query.xuid, query.shape, query.locales,
@@ -231,33 +231,5 @@ class Replayer:
             if answer.status != 404:
                 return answer
         if recorded is not None:
-            return interaction_answer(recorded, note)
-        return not_recorded(check, method, url)
-
-
-def interaction_answer(interaction: dict[str, Any], note: str = "") -> Answer:
-    response = interaction["response"]
-    headers = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
-    if "body" in response:
-        body: Any = response["body"]
-    else:
-        body = (response.get("body_text") or "").encode("utf-8") or None
-    if note:
-        headers.append(("X-Xblreplay-Reason", note))
-    return Answer(status=int(response["status"]), body=body, headers=headers, source="interaction", reason=note)
-
-
-def not_recorded(check: RequestCheck, method: str, url: str) -> Answer:
-    """R9: an unmatched request gets a 404 that says what was not recorded."""
-    path = urlsplit(url).path
-    what = "this endpoint" if check.endpoint == EP_OTHER else f"the {check.endpoint} endpoint"
-    reason = f"no recorded interaction for {method} {path} and {what} is not answered from datasets"
-    violation = Violation("R9", "path", path, "warning", reason, code="not-recorded")
-    return Answer(
-        status=404,
-        body={"errorCode": 404, "errorMessage": "Not recorded: " + reason},
-        headers=[("X-Xblreplay-Reason", reason)],
-        violations=[violation],
-        source="error",
-        reason=reason,
-    )
+            return answers.recorded(recorded, note)
+        return answers.not_recorded(check, method, urlsplit(url).path)

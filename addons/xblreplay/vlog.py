@@ -19,7 +19,7 @@ codes ``body-too-large``, ``body-undecodable``, ``unknown-encoding``).
 Every line is valid UTF-8, whatever the client sent: in ``url`` each byte that was not UTF-8
 (mitmproxy hands them over as lone surrogates) is written percent-encoded, ``%FF``, so the URL
 reads as the bytes that went over the wire; in any other field such a byte is written as a
-``\\udcff`` escape (:func:`request.readable`).
+``\\udcff`` escape (:func:`model.readable`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .model import Violation
+from .model import Violation, readable
 from .redact import Removal, SecretPattern, scrub_line
-from .contract.request import readable
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

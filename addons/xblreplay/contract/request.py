@@ -10,8 +10,6 @@ patterns all read the request through them, so "the same request" means one thin
   ``titleId=1,2``);
 * :func:`parse_authorization` -- ``XBL3.0 x=<userhash>;<token>`` (scheme case-insensitive, as
   HTTP authentication schemes are; the credentials are visible ASCII, as HTTP credentials are);
-* :func:`readable` -- client text as it may appear in a log line or an answer (bytes that were
-  not UTF-8 shown as ``\\udcXX`` escapes);
 * :func:`request_key` and :func:`request_language` -- "the same request" for recording and
   replay.
 """
@@ -24,6 +22,7 @@ from collections.abc import Mapping
 from urllib.parse import quote, unquote, unquote_plus
 
 from ..bounds import MAX_KEY_CHARS
+from ..model import readable
 
 # Query parameters of the achievements endpoints (achievements-api.md §1.2), lowercase.
 KNOWN_PARAMS = frozenset(
@@ -48,12 +47,6 @@ def split_url(url: str) -> tuple[str, str]:
     if "%" in path:
         path = unquote(path)
     return path, query
-
-
-def readable(text: str) -> str:
-    """``text`` safe to encode as UTF-8: mitmproxy hands over bytes of a request that are not
-    UTF-8 as lone surrogates (``surrogateescape``); they become ``\\udcXX`` escapes."""
-    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _decode(text: str) -> str:

@@ -16,7 +16,7 @@ path does not document answers 405 with ``Allow`` (R8, location ``method``).
 Hostile input never raises: integers longer than :data:`bounds.MAX_INT_DIGITS` are out of range
 before ``int()`` reads them, a body nested deeper than :data:`bounds.MAX_JSON_DEPTH` is refused
 whole, a request target holding bytes that are not UTF-8 is malformed, and client text reaches a
-violation only in a form that encodes as UTF-8 (:func:`request.readable`).
+violation only in a form that encodes as UTF-8 (:func:`model.readable`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from jsonschema import Draft202012Validator
 
 from ..bounds import MAX_CACHED_HEADER_CHARS, MAX_JSON_DEPTH, TooDeep, depth_guard, int_text_ok, json_loads
 from ..rulesfile import read_yaml
-from .request import parse_authorization, query_params, readable, request_key, request_language, split_url
+from .request import parse_authorization, query_params, request_key, request_language, split_url
 from ..model import (
     EP_DETAIL,
     EP_HISTORY,
@@ -43,10 +43,11 @@ from ..model import (
     ERROR,
     WARNING,
     AchievementsQuery,
-    Answer,
+    R8_PRECEDENCE,
     RequestCheck,
     Violation,
-    violations_header,
+    r8_status,
+    readable,
 )
 
 RULES_FILE = "achievements.openapi.yaml"
@@ -85,8 +86,6 @@ _INT = re.compile(r"-?[0-9]+\Z")
 _METHOD = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+\Z")  # an RFC 9110 token
 _LANG_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
 _USER_PATH = re.compile(r"/users/xuid\(([^)/]*)\)(?:/|\Z)", re.IGNORECASE)
-_WWW_AUTHENTICATE = 'Token realm="xboxlive.com", error="token_required"'
-_BAD_REQUEST_CODE = 4000
 
 
 class _Invalid(Exception):
@@ -525,10 +524,9 @@ class Validator:
 
     @staticmethod
     def _finish(check: RequestCheck) -> RequestCheck:
-        """401 wins over 405 and 400: the service validates the token before routing (spec §1.3);
-        405 (routing found the path, not the method) wins over 400."""
-        found = {_status(v) for v in check.violations if v.severity == ERROR}
-        check.status = max(found, key=_PRECEDENCE.index) if found else None
+        """The R8 status: the strongest of the errors' (model.R8_PRECEDENCE)."""
+        found = {r8_status(v) for v in check.violations if v.severity == ERROR}
+        check.status = max(found, key=R8_PRECEDENCE.index) if found else None
         return check
 
     def _locale_list(self, value: str) -> tuple[str, ...]:
@@ -651,42 +649,3 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-# The R8 status of an error: 401 for the Authorization header, 405 for a method the path does
-# not document, else 400; the strongest status of a request's errors wins (_PRECEDENCE).
-_PRECEDENCE = (400, 405, 401)
-
-
-def _status(v: Violation) -> int:
-    return 401 if v.location == "header" else 405 if v.code == "method-not-allowed" else 400
-
-
-def error_answer(check: RequestCheck) -> Answer:
-    """The R8 answer of an invalid request.
-
-    401: empty body and ``WWW-Authenticate: Token realm="xboxlive.com", error="token_required"``
-    (as observed). 400 and 405: a ServiceErrorResponse ``{"errorCode": 4000, "errorMessage": ...}``;
-    4000 is the generic client-error code of the Xbox Live service error list, and the message
-    is the first error in API terms; 405 also carries ``Allow`` (RFC 9110), the methods the path
-    documents. Every answer carries ``X-Xblreplay-Violations`` with all errors as compact JSON.
-    An answer to HEAD has no body (RFC 9110 §9.3.2).
-    """
-    errors = check.errors
-    status = check.status or 400
-    deciding = next((v for v in errors if _status(v) == status), None)
-    headers = [("X-Xblreplay-Violations", violations_header(errors))]
-    if status == 401:
-        headers.append(("WWW-Authenticate", _WWW_AUTHENTICATE))
-        body = None
-    else:
-        if status == 405:
-            headers.append(("Allow", ", ".join(getattr(check, "allow", ()))))
-        headers.append(("Content-Type", "application/json; charset=utf-8"))
-        message = readable(deciding.message) if deciding else "the request is invalid"
-        body = {"errorCode": _BAD_REQUEST_CODE, "errorMessage": message}
-        if getattr(check, "method", "") == "HEAD":
-            body = None
-    what = f"{deciding.rule} {status}: {deciding.message}" if deciding else f"R8 {status}"
-    return Answer(status=status, body=body, headers=headers, violations=errors,
-                  source="error", reason=what)

@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any, Iterator, NamedTuple
 
+from .. import answers
 from ..bounds import int_text_ok
-from ..model import ERROR, NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation, violations_header
+from ..model import ERROR, NEVER, TYPES, WARNING, AchievementsQuery, Answer, Violation
 
 DEFAULT_LOCALE = "en-US"
 LRU_SIZE = 64
@@ -673,18 +674,6 @@ def _progressed(item: dict, percent: int, stamp: str) -> dict | None:
     return dict(item, progressState="InProgress", progression=dict(progression, requirements=requirements))
 
 
-def _diagnostic(status: int, rule: str, code: str, name: str, reason: str) -> Answer:
-    """R9: a non-replay answer that says why, in the body, a header and a violation."""
-    return Answer(
-        status=status,
-        body={"errorCode": status, "errorMessage": reason},
-        headers=[("X-Xblreplay-Reason", reason)],
-        violations=[Violation(rule, "path", name, WARNING, reason, code=code)],
-        source="error",
-        reason=reason,
-    )
-
-
 class DatasetStore:
     """Every dataset known to the proxy, and the engine that answers queries from them."""
 
@@ -761,7 +750,7 @@ class DatasetStore:
         if not gap:
             return None
         if self.strict_coverage:
-            return _diagnostic(404, "R2", "coverage", where[1], gap)
+            return answers.diagnostic("R2", "coverage", "path", where[1], gap)
         gap += "; answered from what is known"
         reasons.append(gap)
         violations.append(Violation("R2", where[0], where[1], WARNING, gap, code="coverage"))
@@ -799,15 +788,7 @@ class DatasetStore:
         bound = self._bindings.get(hashlib.sha256(userhash.encode("utf-8")).hexdigest())
         if bound is None or bound == xuid:
             return None
-        reason = f"R8: the caller is bound to another xuid than {xuid} in the cassette"
-        return Answer(
-            status=403,
-            body={"errorCode": 8377, "errorMessage": "XUID specified in the claim does not match URI XUID."},
-            headers=[("X-Xblreplay-Reason", reason)],
-            violations=[Violation("R8", "path", "xuid", "error", reason, code="xuid-mismatch")],
-            source="error",
-            reason=reason,
-        )
+        return answers.bound_elsewhere(xuid)
 
     def _resolve(self, xuid: int, shape: str, locales: tuple[str, ...]) -> tuple[_Dataset | None, str]:
         """R6: the dataset of the locale :func:`pick_locale` chooses."""
@@ -821,20 +802,12 @@ class DatasetStore:
         others = sorted(s for (x, s) in self._locales if x == xuid)
         also = f" (recorded: {', '.join(others)})" if others else ""
         reason = f"R9: no {shape} dataset is recorded for xuid {xuid}{also}"
-        return _diagnostic(404, "R9", "no-dataset", "xuid", reason)
+        return answers.diagnostic("R9", "no-dataset", "path", "xuid", reason)
 
     def answer(self, query: AchievementsQuery, now: datetime) -> Answer:
         """Answer a listing query from the datasets (R3–R7), with R2/R9 diagnostics."""
         if query.shape is None:  # R6: unsupported contract version
-            reason = f"R6: contract version {query.contract!r} is not supported; empty list as observed"
-            return Answer(
-                status=200,
-                body={"achievements": [], "pagingInfo": {"continuationToken": None, "totalRecords": 0}},
-                headers=[("X-Xblreplay-Reason", reason)],
-                violations=[Violation("R6", "header", "x-xbl-contract-version", WARNING, reason,
-                                      code="contract-version")],
-                reason=reason,
-            )
+            return answers.unsupported_contract("achievements", query.contract)
         ds, locale_note = self._resolve(query.xuid, query.shape, query.locales)
         if ds is None:
             return self._not_recorded(query.xuid, query.shape)
@@ -864,9 +837,7 @@ class DatasetStore:
         if not query.rarity:  # R6: contracts 3 (V1) and 4 (V2) keep recorded rarity; 1 and 2 drop it
             items = [without_rarity(item) for item in items]
         body: dict[str, Any] = {"achievements": items, **_paging(ds, following, total)}
-        reason = "; ".join(reasons)
-        return Answer(status=200, body=body, headers=[("X-Xblreplay-Reason", reason)] if reason else [],
-                      violations=violations, reason=reason)
+        return answers.from_dataset(body, reasons, violations)
 
     def answer_detail(self, xuid: int, scid: str, achievement_id: int | str, shape: str | None,
                       locales: tuple[str, ...] = (), rarity: bool = False) -> Answer:
@@ -889,7 +860,7 @@ class DatasetStore:
         if pos is None:
             reason = (f"R9: achievement {achievement_id} of {scid} is not recorded for xuid {xuid} "
                       f"({shape}, {ds.locale})")
-            return _diagnostic(404, "R9", "not-recorded", "achievementid", reason)
+            return answers.diagnostic("R9", "not-recorded", "path", "achievementid", reason)
         item = ds.wire(pos)
         if not rarity:
             item = without_rarity(item)
@@ -897,7 +868,7 @@ class DatasetStore:
                                 "pagingInfo": {"continuationToken": None, "totalRecords": 1}}
         if shape == "V1":
             body["version"] = ds.version or NEVER
-        return Answer(status=200, body=body)
+        return answers.from_dataset(body)
 
     def answer_history(self, xuid: int, shape: str | None, locales: tuple[str, ...] = (),
                        start: int = 0, page_size: int = 32) -> Answer:
@@ -913,12 +884,7 @@ class DatasetStore:
         version. Coverage gaps (R2) are warned about (404 with strict coverage).
         """
         if shape is None:  # R6: unsupported contract version
-            reason = "R6: unsupported contract version; empty list as for the achievements endpoint"
-            return Answer(status=200, body={"titles": [], "pagingInfo": {"continuationToken": None,
-                                                                           "totalRecords": 0}},
-                          headers=[("X-Xblreplay-Reason", reason)], reason=reason,
-                          violations=[Violation("R6", "header", "x-xbl-contract-version", WARNING, reason,
-                                                code="contract-version")])
+            return answers.unsupported_contract("titles", None)
         ds, locale_note = self._resolve(int(xuid), shape, tuple(locales))
         if ds is None:
             return self._not_recorded(int(xuid), shape)
@@ -945,10 +911,8 @@ class DatasetStore:
                 "totalAchievements": s.achievements,
                 "totalGamerscore": s.max_gamerscore,
             } for i, s in enumerate(page)]
-        reason = "; ".join(reasons)
-        return Answer(status=200, body={"titles": titles, **_paging(ds, start + len(page), total)},
-                      headers=[("X-Xblreplay-Reason", reason)] if reason else [],
-                      violations=violations, reason=reason)
+        return answers.from_dataset({"titles": titles, **_paging(ds, start + len(page), total)}, reasons,
+                                    violations)
 
     def _title_name(self, ds: _Dataset, title: int) -> str:
         """A title's name from another dataset of the same xuid (its own locale first), or ""."""
@@ -976,10 +940,7 @@ class DatasetStore:
                  if not same]
         if wrong:
             found = [Violation("R8", "body", name, ERROR, message, "path-mismatch") for name, message in wrong]
-            reason = f"R8 400: {found[0].message}"
-            return Answer(status=400, body={"errorCode": 4000, "errorMessage": found[0].message},
-                          headers=[("X-Xblreplay-Violations", violations_header(found))],
-                          violations=found, source="error", reason=reason)
+            return answers.body_contradicts_path(found)
         v2 = [d for (x, s, _), d in self._datasets.items() if x == xuid and s == "V2"]
         if not v2:
             return self._not_recorded(xuid, "V2")
@@ -989,7 +950,7 @@ class DatasetStore:
             where = [(d, d.index[key]) for d in v2 if key in d.index]
             if not where:
                 reason = f"R9: achievement {key[1]} of {scid} is not recorded for xuid {xuid} (V2, any locale)"
-                return _diagnostic(404, "R9", "not-recorded", "achievementid", reason)
+                return answers.diagnostic("R9", "not-recorded", "path", "achievementid", reason)
             planned.append((where, int(entry.get("percentComplete", 0))))
         stamp = wire_time(now)
         changed = False
@@ -1003,9 +964,7 @@ class DatasetStore:
                 self.updated.add(int(xuid))
                 if item["progressState"] == "Achieved":
                     self._unlock_v1(xuid, ds.meta[pos].titles, _as_int(item.get("id")), stamp)
-        if not changed:
-            return Answer(status=304, reason="no change: already unlocked or not above the stored progress")
-        return Answer(status=200)
+        return answers.updated(changed)
 
     def _unlock_v1(self, xuid: int, titles: tuple[int, ...], number: int | None, stamp: str) -> None:
         for (x, shape, _), ds in self._datasets.items():

@@ -22,7 +22,7 @@ from typing import Any
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.proxy import server_hooks
 
-from .. import bounds
+from .. import answers, bounds
 from . import options as xopts
 from ..cassette import CassetteError
 from ..faults import FaultInjector, fault_answer, load_profile, truncate_body
@@ -33,7 +33,7 @@ from ..recording import TOO_LARGE, RecorderProcess, UnreadableBody, body_removal
 from ..redact import Removal, SecretPattern, redact_url, request_secrets, secret_pattern
 from ..replay import Replayer
 from ..traffic.throttle import Throttle, load_limits
-from ..contract.validator import Validator, error_answer
+from ..contract.validator import Validator
 from ..vlog import ValidationLog, wire_url
 
 logger = logging.getLogger("xblreplay")
@@ -140,14 +140,6 @@ def exchange_secrets(url: str, headers: dict[str, str]) -> SecretPattern | None:
 def shown_url(url: str, secrets: SecretPattern | None) -> str:
     """A request's URL as an event-log line shows it: allow-listed, secrets removed."""
     return wire_url(redact_url(url, secrets))
-
-
-def own_error(status: int, reason: str) -> http.Response:
-    """An answer about the proxy itself (500: an internal error, 502: no configuration in force),
-    in the service's error shape, saying why."""
-    answer = Answer(status=status, body={"errorCode": status, "errorMessage": reason},
-                    headers=[("X-Xblreplay-Reason", reason)], source="error", reason=reason)
-    return make_response(answer, [])
 
 
 def loaded_line(replayer: Replayer, seconds: float) -> str:
@@ -382,7 +374,8 @@ class Achievements:
     async def _answer_request(self, flow: http.HTTPFlow) -> None:
         if self.broken or self.validator is None:
             # No configuration in force: fail closed, whatever the mode was meant to be.
-            flow.response = own_error(502, f"xblreplay misconfigured: {self.broken or 'no configuration loaded'}")
+            why = f"xblreplay misconfigured: {self.broken or 'no configuration loaded'}"
+            flow.response = make_response(answers.proxy_error(502, why), [])
             return
         try:
             await self._request(flow)
@@ -395,7 +388,7 @@ class Achievements:
             state = self._flows.get(flow)
             if state is not None:  # logged as the proxy's own answer, never recorded as the service's
                 state.source, state.answer = "error", None
-            flow.response = own_error(500, reason)
+            flow.response = make_response(answers.proxy_error(500, reason), [])
 
     async def _request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
@@ -439,7 +432,7 @@ class Achievements:
 
         if self.mode == "validate":
             if not check.ok and self.settings.strict:
-                return self._answer(flow, state, error_answer(check))
+                return self._answer(flow, state, answers.invalid_request(check))
             return self._forward(flow, state)
         if self.mode == "record":
             return self._forward(flow, state)

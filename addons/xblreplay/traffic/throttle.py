@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from .. import DEFAULT_RULES_DIR
+from .. import DEFAULT_RULES_DIR, answers
 from ..rulesfile import read_yaml
-from ..model import ERROR, Answer, Violation
+from ..model import Answer
 
 
 DEFAULT_LIMITS = DEFAULT_RULES_DIR / "limits.yaml"
@@ -209,7 +209,7 @@ class Throttle:
             key=lambda item: item[0],
         )
         current = len(times) - first_inside(times, window.period, now)
-        return self._answer(xuid, title, window, current, math.ceil(wait))
+        return answers.throttled(xuid, title, window.name, window.period, window.limit, current, math.ceil(wait))
 
     def _forget_idle(self, now: float) -> None:
         while self._pairs:
@@ -218,27 +218,6 @@ class Throttle:
             if newest + self._horizon > now:
                 return
             self._pairs.popitem(last=False)
-
-    @staticmethod
-    def _answer(xuid: int, title: str, window: _Window, current: int, retry_after: int) -> Answer:
-        message = (
-            f"{window.name} limit reached for xuid({xuid}) and title {title}: {current} requests in "
-            f"the last {window.period:g} s (limit {window.limit}); retry after {retry_after} s"
-        )
-        return Answer(
-            status=429,
-            source="throttle",
-            headers=[("Retry-After", str(retry_after))],
-            body={
-                "version": 1,
-                "currentRequests": current,
-                "maxRequests": window.limit,
-                "periodInSeconds": math.ceil(window.period),
-                "limitType": "rate",
-            },
-            violations=[Violation("R10", "traffic", window.name, ERROR, message, "throttled")],
-            reason="R10: " + message,
-        )
 
 
 def _inside(times: array, window: _Window, now: float) -> int:
