@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import DEFAULT_RULES_DIR
 from .cassette import CassetteError, lint
@@ -23,7 +24,6 @@ from .contract.validator import Validator
 ENTRY_SCRIPT = Path(__file__).resolve().parent / "mitm" / "entry.py"  # inside the package: works installed
 # `xblreplay query` has no token to send; this placeholder passes the R8 Authorization check.
 CLI_AUTH = "XBL3.0 x=xblreplay-cli;offline"
-DIAGNOSTIC_PREFIX = "x-xblreplay-"
 
 
 class UsageError(Exception):
@@ -56,6 +56,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         now = parse_now(args.now)
     except ValueError:
         raise UsageError(f"--now expects an ISO time such as 2026-11-20T00:00:00Z, got {args.now!r}") from None
+    try:
+        urlsplit(args.url)  # the proxy only ever sees URLs that parse; this one comes from a user
+    except ValueError as e:
+        raise UsageError(f"cannot read the URL {args.url!r}: {e}") from None
     validator = _validator(args.rules)
     try:
         replayer = Replayer.from_dir(
@@ -66,10 +70,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UsageError(f"cassette {e}" if e.line else f"cassettes {e.file}: {e.reason}") from None
     except ValueError as e:  # a hand-written dataset the engine cannot expand
         raise UsageError(f"cassette {e}") from None
-    try:
-        check, answer = replayer.handle(args.method, args.url, headers)
-    except ValueError as e:  # a URL that does not parse
-        raise UsageError(f"cannot read the URL {args.url!r}: {e}") from None
+    check, answer = replayer.handle(args.method, args.url, headers)
     print(f"HTTP {answer.status}  ({answer.source}{': ' + answer.reason if answer.reason else ''})")
     for name, value in answer.headers:
         print(f"{name}: {value}")

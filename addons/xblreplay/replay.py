@@ -13,12 +13,10 @@ import statistics
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from . import answers, cassette
-from .engine import DatasetStore
-from .engine import pick_locale
-from .contract.request import request_key, request_language
+from .engine import DEFAULT_LOCALE, DatasetStore, pick_locale
+from .contract.request import request_key, request_language, split_url
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_UPDATE, AchievementsQuery, Answer, RequestCheck
 from .contract.validator import Validator, parse_accept_language
 
@@ -150,7 +148,7 @@ class Replayer:
         listings = sorted(listings, key=lambda l: (first[l.group], repr(l.group), l.query.start))
         for l in listings:
             q = l.query
-            locale = q.locales[0] if q.locales else "en-US"
+            locale = q.locales[0] if q.locales else DEFAULT_LOCALE
             self.store.add_listing(q, locale, l.body, l.recorded_at or None)
 
     def recorded_latency(self, check: RequestCheck) -> float | None:
@@ -165,7 +163,7 @@ class Replayer:
                 latency = interaction["response"].get("latency_ms")
                 if latency is not None:
                     request = interaction["request"]
-                    endpoint = self.validator.endpoint(request.get("method", "GET"), urlsplit(request["url"]).path)
+                    endpoint = self.validator.endpoint(request.get("method", "GET"), split_url(request["url"])[0])
                     by_endpoint.setdefault(endpoint, []).append(float(latency))
             self._latency = {e: statistics.median(v) for e, v in by_endpoint.items()}
         return self._latency.get(check.endpoint)
@@ -232,4 +230,4 @@ class Replayer:
                 return answer
         if recorded is not None:
             return answers.recorded(recorded, note)
-        return answers.not_recorded(check, method, urlsplit(url).path)
+        return answers.not_recorded(check, method, split_url(url)[0])
