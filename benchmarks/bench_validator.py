@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "addons"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from test_contract import v2_body  # noqa: E402
-from xblreplay.contract.validator import Validator  # noqa: E402
+from xblreplay.contract import Validator  # noqa: E402
 
 TARGET_US = 20.0
 HOST = "https://achievements.xboxlive.com"

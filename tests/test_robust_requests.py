@@ -24,11 +24,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xblreplay.answers import invalid_request as error_answer
 from xblreplay.bounds import MAX_INT_DIGITS, MAX_JSON_DEPTH
+from xblreplay.contract import MAX_RESPONSE_VIOLATIONS, Validator, query_params, request_key
 from xblreplay.model import EP_LIST, EP_OTHER, EP_UPDATE, ERROR
 from xblreplay.replay import Replayer
-from xblreplay.contract.request import query_params, request_key
-from xblreplay.contract.validator import MAX_RESPONSE_VIOLATIONS, Validator, error_answer
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "rules"

@@ -15,7 +15,7 @@ from xblreplay.model import (
     EP_DETAIL, EP_HISTORY, EP_LIST, EP_OTHER, EP_UPDATE, ERROR, WARNING, RequestCheck,
 )
 from xblreplay.answers import invalid_request
-from xblreplay.contract.validator import Validator, parse_accept_language
+from xblreplay.contract import Validator, parse_accept_language
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 BASE = "https://achievements.xboxlive.com/users/xuid(2533274800000001)/achievements"

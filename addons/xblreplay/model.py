@@ -14,6 +14,7 @@ import difflib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache, partial
 from typing import Any
 
 HOST = "achievements.xboxlive.com"
@@ -94,6 +95,16 @@ def r8_status(v: Violation) -> int:
     return 401 if v.location == "header" else 405 if v.code == "method-not-allowed" else 400
 
 
+@cache
+def contract_default(parameter: str) -> Any:
+    """The ``default`` of a query parameter in the contract the package ships: what an
+    :class:`AchievementsQuery` built without the validator takes (the validator fills the
+    defaults of the document it was compiled from). The document is read on first use."""
+    from .contract.document import query_defaults, shipped  # the contract package imports this module
+
+    return query_defaults(shipped())[parameter]
+
+
 def violations_header(violations: list[Violation] | tuple[Violation, ...]) -> str:
     """Compact JSON for the X-Xblreplay-Violations response header (R8)."""
     return json.dumps([v.to_dict() for v in violations], separators=(",", ":"), ensure_ascii=True)
@@ -111,9 +122,10 @@ class AchievementsQuery:
     types: frozenset[str] | None = None  # subset of TYPES; None: all types (R3.2)
     unlocked_only: bool = False
     possible_only: bool = False
-    order_by: str = "Unordered"
-    skip_items: int = 0
-    max_items: int | None = None  # None: the default page size (32, R5)
+    order_by: str = field(default_factory=partial(contract_default, "orderBy"))
+    skip_items: int = field(default_factory=partial(contract_default, "skipItems"))
+    max_items: int | None = None  # None: not sent, the page is default_page_size long (R5)
+    default_page_size: int = field(default_factory=partial(contract_default, "maxItems"))
     continuation_token: str | None = None  # raw token as sent
     token_offset: int | None = None  # offset parsed from the token (R5 forms)
     contract: str | None = None  # raw x-xbl-contract-version value
@@ -131,7 +143,7 @@ class AchievementsQuery:
 
     @property
     def page_size(self) -> int:
-        return 32 if self.max_items is None else self.max_items
+        return self.default_page_size if self.max_items is None else self.max_items
 
 
 @dataclass(slots=True)

@@ -11,28 +11,52 @@ patterns all read the request through them, so "the same request" means one thin
 * :func:`parse_authorization` -- ``XBL3.0 x=<userhash>;<token>`` (scheme case-insensitive, as
   HTTP authentication schemes are; the credentials are visible ASCII, as HTTP credentials are);
 * :func:`request_key` and :func:`request_language` -- "the same request" for recording and
-  replay.
+  replay;
+* :data:`KNOWN_PARAMS` -- the query parameter names of the contract (read from the document):
+  their values are the request's, any other parameter counts by name only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Set
+from functools import cache
 from urllib.parse import quote, unquote, unquote_plus
 
 from ..bounds import MAX_KEY_CHARS
 from ..model import readable
+from .document import query_parameters, shipped
 
-# Query parameters of the achievements endpoints (achievements-api.md §1.2), lowercase.
-KNOWN_PARAMS = frozenset(
-    {"skipitems", "continuationtoken", "maxitems", "titleid", "unlockedonly", "possibleonly", "types", "orderby"}
-)
 CONTRACT_HEADER = "x-xbl-contract-version"
 
 # Only the scheme is case-insensitive; the userhash and token are visible ASCII (RFC 9110
 # token68/credentials), so a value holding other characters is malformed (R8 401).
 _AUTH = re.compile(r"(?i:XBL3\.0 x)=([!-:<-~]+);([!-~]+)\Z")
+
+
+@cache
+def _known_params() -> frozenset[str]:
+    return frozenset(name.lower() for name in query_parameters(shipped()))
+
+
+class _KnownParams(Set[str]):
+    """The query parameters of the achievements endpoints, lowercase, as the shipped contract
+    lists them; the document is read when the set is first asked, not on import."""
+
+    __slots__ = ()
+
+    def __contains__(self, name: object) -> bool:
+        return name in _known_params()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_known_params())
+
+    def __len__(self) -> int:
+        return len(_known_params())
+
+
+KNOWN_PARAMS: Set[str] = _KnownParams()
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -90,9 +114,10 @@ def request_key(method: str, url: str, headers: Mapping[str, str]) -> str:
     The key is readable (``GET /users/xuid(1)/achievements?maxItems=5&titleId=1 contract=2``):
     call-pattern findings name the request by it, and it holds no secret."""
     path, query = split_url(url)
+    known = _known_params()
     parts = []
     for name, value in sorted(query_params(query).items()):
-        if name.lower() in KNOWN_PARAMS:
+        if name.lower() in known:
             parts.append(_quote(name, "") + "=" + _quote(value, ","))
         else:
             parts.append(_quote(name, ""))
