@@ -2,8 +2,7 @@
 
 import copy
 
-from xblreplay.traffic.patterns import CODES, CallPatterns
-from xblreplay.traffic.throttle import load_limits
+from xblreplay.traffic import CODES, CallPatterns, load_limits
 
 XUID = 2533274800000001
 TITLE = "1234"

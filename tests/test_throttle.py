@@ -6,7 +6,7 @@ import math
 import pytest
 import yaml
 
-from xblreplay.traffic.throttle import (
+from xblreplay.traffic import (
     DEFAULT_LIMITS, DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, LimitsError, Throttle, load_limits,
 )
 

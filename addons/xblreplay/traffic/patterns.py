@@ -43,12 +43,18 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..model import ERROR, WARNING, Violation
-from .throttle import add_capped, drop_before, first_inside, tracking_caps
+from .limits import WINDOW_NAMES, rate_windows, tracking_caps
+from .window import add_capped, drop_before, first_inside, forget_idle
 
 RULE = "call-pattern"
-RATE_WINDOWS = ("burst", "sustain", "certification")
-CODES = tuple(f"{w}-limit" for w in RATE_WINDOWS) + ("repeated-request", "polling", "ignored-retry-after")
+CODES = tuple(f"{w}-limit" for w in WINDOW_NAMES) + ("repeated-request", "polling", "ignored-retry-after")
 RETRY_STATUSES = (429, 503)
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """The seconds of a ``Retry-After`` header in its delay-seconds form (None: absent, or an
+    HTTP date, which no answer here carries)."""
+    return float(header) if header and header.isdigit() else None
 
 
 @dataclass(slots=True)
@@ -71,24 +77,22 @@ class _Request:
     repeating: bool = False
     polling: bool = False
 
+    def newest(self) -> float:
+        return self.times[-1]
+
 
 def _name(pair_key: tuple[int, str]) -> str:
     """How a finding names an (xuid, title) pair."""
     return f"xuid({pair_key[0]}) title {pair_key[1]}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Limit:
-    name: str
-    limit: int
-    period: float
-
-
 class CallPatterns:
+    """The call-pattern checks. ``observe`` is called once per answered request."""
+
     def __init__(self, limits: dict[str, Any], clock: Callable[[], float] = time.monotonic) -> None:
-        rates, patterns = limits["rate_limits"], limits["call_patterns"]
+        patterns = limits["call_patterns"]
         polling = patterns["polling"]
-        self._limits = tuple(_Limit(n, rates[n]["max_requests"], rates[n]["period_s"]) for n in RATE_WINDOWS)
+        self._limits = rate_windows(limits)
         self._repeat_window = patterns["repeat_window_s"]
         self._min_calls = polling["min_calls"]
         self._tolerance = polling["tolerance"]
@@ -155,14 +159,11 @@ class CallPatterns:
         # (limit + 1)-th newest request is still inside it; older times than the longest window
         # or than the largest limit + 1 can serve no window and are dropped.
         times = pair.times  # now included
-        n = len(times)
-        drop_before(times, max(n - self._pair_keep, first_inside(times, self._pair_horizon, now)))
-        n = len(times)
-        if n <= self._least_limit and not pair.over:
+        drop_before(times, max(len(times) - self._pair_keep, first_inside(times, self._pair_horizon, now)))
+        if len(times) <= self._least_limit and not pair.over:
             return  # no window can be over its limit, and none was
         for i, window in enumerate(self._limits):
-            k = n - window.limit - 1
-            over = k >= 0 and times[k] + window.period > now
+            over = window.exceeded(times, now)
             bit = 1 << i
             if over and not pair.over & bit:
                 name = _name(pair_key)
@@ -237,8 +238,4 @@ class CallPatterns:
                 moved = True
                 continue
             self._pairs.popitem(last=False)
-        while self._requests:
-            request = next(iter(self._requests.values()))
-            if request.times[-1] + self._request_horizon > now:
-                break
-            self._requests.popitem(last=False)
+        forget_idle(self._requests, _Request.newest, self._request_horizon, now)

@@ -1,0 +1,85 @@
+"""Sliding windows over request times, and the capped tables that keep them per caller.
+
+A caller's request times are kept ascending (newest last) in an ``array('d')``: 8 bytes a time,
+no object per time. A time ``t`` is inside a window of ``period`` seconds ending at ``now`` when
+``t + period > now``, the one comparison the rate limiter and the call-pattern checks both use.
+Times that have left every window are dropped in amortised O(1) (:func:`drop_before`). The
+per-caller state lives in LRU tables (``OrderedDict``, least recently seen first) held to a cap by
+:func:`add_capped` and rid of idle entries by :func:`forget_idle`.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A rate limit: at most ``limit`` requests in any ``period`` seconds (``rate_limits.NAME``)."""
+
+    name: str
+    limit: int
+    period: float
+
+    def holds(self, times: array, now: float, count: int) -> bool:
+        """Whether at least ``count`` of the ascending ``times`` are inside at ``now``: exactly
+        when the ``count``-th newest is (no count of the whole window is needed)."""
+        n = len(times)
+        return n >= count and times[n - count] + self.period > now
+
+    def full(self, times: array, now: float) -> bool:
+        """Whether one more request would be over the limit (``limit`` times inside)."""
+        return self.holds(times, now, self.limit)
+
+    def exceeded(self, times: array, now: float) -> bool:
+        """Whether more requests than the limit are inside (``limit + 1`` times)."""
+        return self.holds(times, now, self.limit + 1)
+
+    def count(self, times: array, now: float) -> int:
+        """How many of the ascending ``times`` are inside at ``now``."""
+        return len(times) - first_inside(times, self.period, now)
+
+    def frees_in(self, times: array, now: float) -> float:
+        """Seconds until a full window has room for one more request: until enough of the oldest
+        times inside have aged out that ``limit - 1`` remain."""
+        return times[len(times) - self.limit] + self.period - now
+
+
+def first_inside(times: array, period: float, now: float) -> int:
+    """Index of the first of the ascending ``times`` still inside a window of ``period`` seconds
+    ending at ``now``."""
+    if not times or times[0] + period > now:
+        return 0
+    return bisect_left(times, True, key=lambda t: t + period > now)
+
+
+def drop_before(times: array, first: int) -> int:
+    """Drop ``times[:first]`` once that is at least half of them (amortised O(1) per time);
+    returns the index ``first`` has afterwards."""
+    if first and 2 * first >= len(times):
+        del times[:first]
+        return 0
+    return first
+
+
+def add_capped(table: OrderedDict, key: Any, value: Any, cap: int) -> bool:
+    """Put a new entry at the recent end of an LRU table; past ``cap`` entries the least recently
+    seen is forgotten. True when one was."""
+    table[key] = value
+    if len(table) > cap:
+        table.popitem(last=False)
+        return True
+    return False
+
+
+def forget_idle(table: OrderedDict, newest: Callable[[Any], float], horizon: float, now: float) -> None:
+    """Forget the entries of an LRU table whose ``newest(entry)`` time has left a window of
+    ``horizon`` seconds; the first entry still inside stops it (every later one was seen later)."""
+    while table:
+        if newest(next(iter(table.values()))) + horizon > now:
+            return
+        table.popitem(last=False)
