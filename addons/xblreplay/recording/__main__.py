@@ -2,6 +2,6 @@
 
 import sys
 
-from . import _serve
+from .child import serve
 
-_serve(*sys.argv[1:4])
+serve(*sys.argv[1:4])
