@@ -1,0 +1,93 @@
+"""Progress updates (POST /users/xuid({xuid})/achievements/{scid}/update, spec §5): a body checked
+against its path, where each of its achievements is stored, and the stored items changed."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..model import ERROR, Violation
+from .dataset import _Dataset
+from .wire import V1_ACHIEVED, V1_ONLINE, _as_int
+
+
+class Step(NamedTuple):
+    where: list[tuple[_Dataset, int]]  # each V2 dataset holding the achievement, and its position
+    percent: int
+
+
+def contradictions(body: dict, xuid: int, scid: str) -> list[Violation]:
+    """R8: the body's userId or serviceConfigId when it is not the path's xuid or scid."""
+    return [Violation("R8", "body", f"/{key}", ERROR,
+                      f"{key} {body.get(key)!r} is not the {what} of the path {value}", "path-mismatch")
+            for key, same, what, value in (
+                ("userId", _as_int(body.get("userId")) == xuid, "xuid", xuid),
+                ("serviceConfigId", str(body.get("serviceConfigId", "")).lower() == scid, "scid", scid))
+            if not same]
+
+
+def plan(v2: list[_Dataset], scid: str, body: dict) -> tuple[list[Step], str | None]:
+    """The step of each achievement of the body, in the `v2` datasets of every locale; with the
+    first achievement id none of them holds (then nothing may be changed)."""
+    steps = []
+    for entry in body.get("achievements") or ():
+        key = (scid, str(entry.get("id")))
+        where = [(d, pos) for d in v2 if (pos := d.position(key)) is not None]
+        if not where:
+            return [], key[1]
+        steps.append(Step(where, int(entry.get("percentComplete", 0))))
+    return steps, None
+
+
+def apply(steps: list[Step], v1: list[_Dataset], stamp: str) -> bool:
+    """Each step on its items (see `_progressed`); an unlock also unlocks the item with the same
+    id in the achievement's titles of the `v1` datasets (unlocked, achieved flag bits,
+    timeUnlocked = `stamp`). True when something changed."""
+    changed = False
+    for where, percent in steps:
+        for ds, pos in where:
+            item = _progressed(ds.wire(pos), percent, stamp)
+            if item is None:
+                continue
+            ds.replace(pos, item)
+            changed = True
+            if item["progressState"] == "Achieved":
+                _unlock_v1(v1, ds.titles_of(pos), _as_int(item.get("id")), stamp)
+    return changed
+
+
+def _progressed(item: dict, percent: int, stamp: str) -> dict | None:
+    """A V2 item after a progressUpdate to `percent`, or None when nothing changes (304).
+
+    100 unlocks: Achieved, timeUnlocked `stamp`, every requirement's current = its target.
+    1-99: InProgress with the first requirement's current = target * percent / 100 rounded half
+    up, only when that is above the stored current (an item without an integer target keeps
+    no partial progress). An Achieved item never changes.
+    """
+    if item.get("progressState") == "Achieved":
+        return None
+    progression = item.get("progression") if isinstance(item.get("progression"), dict) else {}
+    requirements = list(progression.get("requirements") or ())
+    if percent >= 100:
+        requirements = [dict(r, current=r.get("target")) if isinstance(r, dict) else r for r in requirements]
+        return dict(item, progressState="Achieved",
+                    progression=dict(progression, requirements=requirements, timeUnlocked=stamp))
+    first = next((i for i, r in enumerate(requirements) if isinstance(r, dict)), None)
+    target = None if first is None else _as_int(requirements[first].get("target"))
+    if target is None:
+        return None
+    value = (target * percent + 50) // 100
+    if value <= (_as_int(requirements[first].get("current")) or 0):
+        return None
+    requirements[first] = dict(requirements[first], current=str(value))
+    return dict(item, progressState="InProgress", progression=dict(progression, requirements=requirements))
+
+
+def _unlock_v1(v1: list[_Dataset], titles: tuple[int, ...], number: int | None, stamp: str) -> None:
+    for ds in v1:
+        for pos in [p for t in titles if (p := ds.position((t, number))) is not None]:
+            item = ds.wire(pos)
+            if item.get("unlocked") is True:
+                continue
+            flags = item.get("flags")
+            ds.replace(pos, dict(item, unlocked=True, unlockedOnline=True, timeUnlocked=stamp,
+                                 flags=flags | V1_ACHIEVED | V1_ONLINE if isinstance(flags, int) else flags))
