@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from xblreplay import cassette
 from xblreplay.cassette import CassetteError
+from xblreplay.cassette import load as cassette_load
+from xblreplay.cassette import schema as cassette_schema
 
 VALID = textwrap.dedent(
     """\
@@ -101,9 +103,9 @@ def test_schema_violation_reports_line_of_offending_node(tmp_path, mutation, nee
 def test_achievement_check_agrees_with_full_schema(tmp_path):
     """The fast achievement check refuses exactly the entries the schema's rules refuse."""
     text = VALID.replace("- {id: 2, name", "- [not, a, mapping]\n          - {ident: 2, name")
-    doc = cassette._parse(tmp_path / "x.yaml", text.encode())
-    full = {tuple(e.absolute_path)[:6] for e in cassette._validators()[0].iter_errors(doc)}
-    fast = {tuple(p)[:6] for p, _ in cassette._achievement_errors(doc)}
+    doc = cassette_load._parse(tmp_path / "x.yaml", text.encode())
+    full = {tuple(e.absolute_path)[:6] for e in cassette_schema._validators()[0].iter_errors(doc)}
+    fast = {tuple(p)[:6] for p, _ in cassette_schema._achievement_errors(doc)}
     assert full == fast and len(fast) == 2
 
 
@@ -226,12 +228,12 @@ def test_compact_keys_are_the_keys_the_engine_reads():
 
     source = inspect.getsource(dataset._Compact)
     read = set(re.findall(r"\b(?:e|entry|self\.entry)(?:\.get\(|\[)\"(\w+)\"", source))
-    props = cassette._schema()["$defs"]["compactAchievement"]["properties"]
+    props = cassette_schema._schema()["$defs"]["compactAchievement"]["properties"]
     assert read == set(props)
 
 
 def test_schema_keywords_outside_the_compiled_subset_are_refused():
-    compiler = cassette._Compiler({})
+    compiler = cassette_schema._Compiler({})
     with pytest.raises(ValueError, match="'format' is not supported"):
         compiler.predicate({"type": "string", "format": "date-time"})
     assert compiler.predicate({"enum": [1, "a"]})(1) and not compiler.predicate({"enum": [1]})(True)
@@ -340,7 +342,7 @@ def test_large_cassette_parsed_once(tmp_path, monkeypatch):
     def no_parse(*_args):
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr(cassette, "_parse", no_parse)
+    monkeypatch.setattr(cassette_load, "_parse", no_parse)
     assert cassette.load_file(path) == first
     # Changed bytes are a new key: parsed (and validated) again.
     write(path, text.replace("name: A7999", "nme: A7999"))
@@ -413,8 +415,8 @@ def test_fast_check_equals_the_schema_and_what_it_passes_the_engine_serves(shape
     if isinstance(entry, dict) and entry.get("id") is None:
         entry["id"] = 1
     doc = {"xblreplay": 1, "datasets": [{"xuid": 1, "shape": shape, "titles": [{"id": 5, "achievements": [entry]}]}]}
-    fast = [m for _, m in cassette._achievement_errors(doc)]
-    full = list(cassette._validators()[0].iter_errors(doc))
+    fast = [m for _, m in cassette_schema._achievement_errors(doc)]
+    full = list(cassette_schema._validators()[0].iter_errors(doc))
     assert bool(fast) == bool(full), (fast, [e.message for e in full])
     key = "flags" if shape == "V1" else "serviceConfigId"
     if fast or key in entry:

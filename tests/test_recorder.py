@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from xblreplay import DEFAULT_RULES_DIR, cassette
+from xblreplay.cassette import files as cassette_files
 from xblreplay.recording import Recorder, RecorderProcess, cassette_path
 from xblreplay.contract.validator import Validator
 
@@ -290,8 +291,8 @@ def test_bodies_are_written_as_the_service_sent_them_and_kept_byte_for_byte(tmp_
     first = path.read_bytes()
     assert service in first
     # Another process (no memory of the write) adds an interaction: the first line stays as it was.
-    cassette._lines.clear()
-    cassette._last_written.clear()
+    cassette_files._offered.clear()
+    cassette_files._written.clear()
     pretty = json.dumps(json.loads(service), indent=2).encode()  # several lines: canonical form
     rec = Recorder(tmp_path)
     record(rec, f"{BASE}?titleId=1234&maxItems=5", pretty)
