@@ -224,7 +224,7 @@ def test_compact_keys_are_the_keys_the_engine_reads():
     import inspect
     import re
 
-    from xblreplay import engine as dataset
+    from xblreplay.engine import compact as dataset
 
     source = inspect.getsource(dataset._Compact)
     read = set(re.findall(r"\b(?:e|entry|self\.entry)(?:\.get\(|\[)\"(\w+)\"", source))
