@@ -16,7 +16,6 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mitmproxy import command, ctx, exceptions, http
@@ -25,9 +24,10 @@ from mitmproxy.proxy import server_hooks
 from .. import answers, bounds
 from . import options as xopts
 from ..cassette import CassetteError
-from ..faults import FaultInjector, fault_answer, load_profile, truncate_body
+from ..faults import FaultInjector, effect, load_profile
+from ..mode import Mode
 from ..model import EP_DETAIL, EP_LIST, HOST, WARNING, Answer, RequestCheck, Violation, violations_header
-from .options import MODES, ConfigError, Settings  # noqa: F401 (MODES, ConfigError: part of this module's API)
+from .options import ConfigError, Settings
 from ..traffic.patterns import CallPatterns
 from ..recording import TOO_LARGE, RecorderProcess, UnreadableBody, body_removals, decode_body, recorded_interaction
 from ..redact import Removal, SecretPattern, redact_url, request_secrets, secret_pattern
@@ -165,7 +165,7 @@ class Achievements:
         self.faults: FaultInjector | None = None
         self.upstream: tuple[str, str, int, str] | None = None
         self.settings: Settings | None = None  # of the configuration in force
-        self.mode = "replay"
+        self.mode = Mode.REPLAY
         self.running_ = False
         self.broken: str | None = None  # why there is no configuration in force (requests get 502)
         self.values: dict[str, Any] | None = None  # our option values last configured from
@@ -278,7 +278,7 @@ class Achievements:
         self._hold_stream(ctx.options)
         if replayer is not None:
             logger.info(loaded_line(replayer, loaded_in))
-            if s.mode == "replay" and replayer.files == 0:
+            if not s.mode.forwards and replayer.files == 0:
                 logger.warning(f"xblreplay: no cassette files in {s.cassettes}: replay has nothing to answer from")
 
     @staticmethod
@@ -328,7 +328,7 @@ class Achievements:
     def _to_service(self) -> bool:
         """Whether requests for the host go to the service itself (a forwarding mode without
         achievements_upstream), the one place a request body mitmproxy streams may go."""
-        return (self.validator is not None and not self.broken and self.mode in xopts.FORWARDING_MODES
+        return (self.validator is not None and not self.broken and self.mode.forwards
                 and self.upstream is None)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -420,25 +420,22 @@ class Achievements:
             decision = self.faults.decide(check.endpoint, recorded)
             if decision.delay_s > 0:
                 await asyncio.sleep(decision.delay_s)  # never blocks other flows
-            if decision.kind in ("503", "500"):
-                state.fault = decision.kind
-                return self._answer(flow, state, fault_answer(decision))
-            if decision.kind == "reset":
-                state.fault = "reset"
+            state.fault = decision.kind  # a fault that alters the body is applied to the response
+            fault = effect(decision.kind)
+            if fault.answer is not None:
+                return self._answer(flow, state, fault.answer(decision))
+            if fault.drops:
                 flow.kill()
                 self._log(flow, state, None)
                 return
-            state.fault = decision.kind  # truncate / empty: applied to the response
 
-        if self.mode == "validate":
-            if not check.ok and self.settings.strict:
+        if not self.mode.answers_offline:
+            if self.mode.validates_only and not check.ok and self.settings.strict:
                 return self._answer(flow, state, answers.invalid_request(check))
-            return self._forward(flow, state)
-        if self.mode == "record":
             return self._forward(flow, state)
         assert self.replayer is not None
         answer = self.replayer.answer(check, req.method, url, req.raw_content or None)
-        if self.mode == "replay-or-record" and check.ok and any(v.code in RECORD_CODES for v in answer.violations):
+        if self.mode.forwards_uncovered and check.ok and any(v.code in RECORD_CODES for v in answer.violations):
             return self._forward(flow, state)
         self._answer(flow, state, answer)
 
@@ -525,7 +522,7 @@ class Achievements:
             # went to the client as it came, and was never held to be read.
             state.unread = (TOO_LARGE, f"body over achievements_max_body ({self.settings.max_body} bytes) "
                                        "as received: streamed to the client")
-            if state.fault in ("truncate", "empty"):
+            if effect(state.fault).body is not None:
                 state.fault = None  # already sent whole
         check_responses = self.settings.check_responses
         if resp.status_code == 200 and check_responses and state.check.endpoint in (EP_LIST, EP_DETAIL):
@@ -548,10 +545,9 @@ class Achievements:
             violations.append(Violation("limits", "response", "body", WARNING,
                                         "response body is JSON nested too deep to read: not checked"
                                         + ("; recorded as text" if state.recorded else ""), "json-too-deep"))
-        if state.fault == "truncate" and resp.content:
-            resp.content = truncate_body(resp.content, self.faults.rng)
-        elif state.fault == "empty":
-            resp.content = b""
+        altered = self.faults.body(state.fault, lambda: resp.content) if state.fault else None
+        if altered is not None:
+            resp.content = altered
         state.violations = violations
 
     def _body(self, state: FlowState, resp: http.Response) -> bytes | None:
@@ -593,7 +589,7 @@ class Achievements:
                     resp.headers.get("content-type", ""), latency_ms)
         self.recorder.record(*exchange)
         state.recorded = True
-        if self.mode == "replay-or-record" and self.replayer is not None and resp.status_code == 200:
+        if self.mode.answers_offline and self.replayer is not None and resp.status_code == 200:
             # Replay goes on with exactly what the cassette now holds (the body parsed once).
             parsed = state.parsed if state.parsed and state.parsed[0] is not None else None
             interaction, _secrets, recorded = recorded_interaction(*exchange, None, parsed)
@@ -610,7 +606,7 @@ class Achievements:
         state: FlowState | None = self._flows.pop(flow, None)
         if state is not None:
             self._restore(flow, state)
-        if state is not None and state.fault != "reset":
+        if state is not None and not effect(state.fault).drops:
             self._log(flow, state, None)
         elif state is None and flow.request.stream and flow.request.pretty_host == HOST:
             self._refused_request(flow)

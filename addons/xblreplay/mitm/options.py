@@ -17,12 +17,8 @@ from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from .. import DEFAULT_RULES_DIR, bounds
+from ..mode import MODES, Mode
 from ..model import closest
-
-MODES = ("validate", "record", "replay", "replay-or-record")
-# Modes in which a request for the host may be forwarded (validate: always; the others when
-# they record). Replay never forwards.
-FORWARDING_MODES = frozenset({"validate", "record", "replay-or-record"})
 
 
 class ConfigError(Exception):
@@ -193,7 +189,7 @@ def take_startup_values(
 
 @dataclass(frozen=True)
 class Settings:
-    mode: str
+    mode: Mode
     cassettes: Path
     upstream: tuple[str, str, int, str] | None  # scheme, host, port, path prefix
     log: str | None
@@ -209,11 +205,11 @@ class Settings:
 
     @property
     def records(self) -> bool:
-        return self.mode in ("record", "replay-or-record")
+        return self.mode.records
 
     @property
     def replays(self) -> bool:
-        return self.mode in ("replay", "replay-or-record")
+        return self.mode.answers_offline
 
 
 def parse_upstream(value: str | None) -> tuple[str, str, int, str] | None:
@@ -254,7 +250,7 @@ def settings(values: Mapping[str, Any]) -> Settings:
         raise ConfigError(f"achievements_now={values['achievements_now']!r} is not an ISO time "
                           "(e.g. 2026-11-27T12:00:00Z)") from None
     return Settings(
-        mode=mode, cassettes=Path(values["achievements_cassettes"]), upstream=upstream,
+        mode=Mode(mode), cassettes=Path(values["achievements_cassettes"]), upstream=upstream,
         log=values["achievements_log"] or None, strict=values["achievements_strict"],
         rules=Path(values["achievements_rules"]), now=now,
         strict_coverage=values["achievements_strict_coverage"], throttle=values["achievements_throttle"],
