@@ -197,3 +197,11 @@ def test_call_pattern_caps_forget_the_least_recently_seen():
     assert patterns.forgotten_at_cap == {"pairs": 2, "requests": 1}
     assert send(patterns, clock, 5002.0, xuid=2, key="GET /x/2") == []  # forgotten: no repeat
     assert send(patterns, clock, 5002.0, xuid=4, key="GET /x/4") == ["repeated-request"]  # kept
+
+
+def test_retry_after_is_read_in_ascii_delay_seconds_only():
+    from xblreplay.traffic import retry_after_seconds
+
+    assert retry_after_seconds("12") == 12.0
+    for value in (None, "", "²", "١٢", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT"):
+        assert retry_after_seconds(value) is None, value

@@ -25,8 +25,7 @@ from pathlib import Path
 import pytest
 
 from proxyharness import HOST, REPO, Mitmdump, read_log
-from xblreplay.traffic.patterns import CallPatterns
-from xblreplay.traffic.throttle import DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, Throttle, load_limits
+from xblreplay.traffic import DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, CallPatterns, Throttle, load_limits
 
 LIMITS = load_limits()
 TITLE = "1717113201"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from . import DEFAULT_RULES_DIR
 from .cassette import CassetteError, lint
 from .replay import Replayer, parse_now
-from .contract.validator import Validator
+from .contract import Validator
 
 ENTRY_SCRIPT = Path(__file__).resolve().parent / "mitm" / "entry.py"  # inside the package: works installed
 # `xblreplay query` has no token to send; this placeholder passes the R8 Authorization check.

@@ -16,9 +16,8 @@ from typing import Any, Callable
 
 from . import answers, cassette
 from .engine import DEFAULT_LOCALE, DatasetStore, pick_locale
-from .contract.request import request_key, request_language, split_url
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_UPDATE, AchievementsQuery, Answer, RequestCheck
-from .contract.validator import Validator, parse_accept_language
+from .contract import Validator, parse_accept_language, request_key, request_language, split_url
 
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
 # to parse a recorded URL into a query, so a placeholder stands in for it.

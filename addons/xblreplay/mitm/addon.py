@@ -28,12 +28,11 @@ from ..faults import FaultInjector, effect, load_profile
 from ..mode import Mode
 from ..model import EP_DETAIL, EP_LIST, HOST, WARNING, Answer, RequestCheck, Violation, violations_header
 from .options import ConfigError, Settings
-from ..traffic.patterns import CallPatterns
+from ..traffic import CallPatterns, Throttle, caller_key, load_limits, retry_after_seconds
 from ..recording import TOO_LARGE, RecorderProcess, UnreadableBody, body_removals, decode_body, recorded_interaction
 from ..redact import Removal, SecretPattern, redact_url, request_secrets, secret_pattern
 from ..replay import Replayer
-from ..traffic.throttle import Throttle, load_limits
-from ..contract.validator import Validator
+from ..contract import Validator
 from ..vlog import ValidationLog, wire_url
 
 logger = logging.getLogger("xblreplay")
@@ -94,15 +93,6 @@ class FlowState:
         if self._secrets is None:
             self._secrets = (exchange_secrets(self.url, self.headers),)
         return self._secrets[0]
-
-
-def caller_key(check: RequestCheck) -> tuple[int, str]:
-    """(xuid, title) for rate limits and call patterns: the title is the request's titleId
-    list, or '*' (see README, choices)."""
-    q = check.query
-    xuid = q.xuid if q is not None else check.path_params.get("xuid", 0)
-    title = ",".join(str(t) for t in sorted(q.title_ids)) if q is not None and q.title_ids else "*"
-    return xuid, title
 
 
 def lowercase_headers(headers: http.Headers) -> dict[str, str]:
@@ -636,8 +626,7 @@ class Achievements:
         if self.patterns is not None:
             retry_after = flow.response.headers.get("retry-after") if flow.response is not None else None
             violations += self.patterns.observe(
-                *caller_key(state.check), state.check.key,
-                status or 0, float(retry_after) if retry_after and retry_after.isdigit() else None,
+                *caller_key(state.check), state.check.key, status or 0, retry_after_seconds(retry_after),
             )
         latency_ms = (time.monotonic() - state.started) * 1000
         # Both lines are written from the entry the log scrubbed of the exchange's secrets.

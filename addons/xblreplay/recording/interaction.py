@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from .. import cassette, redact
-from ..contract.request import request_key, request_language
+from ..contract import request_key, request_language
 from .exchange import Exchange, timestamp
 
 

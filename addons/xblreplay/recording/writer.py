@@ -18,8 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import DEFAULT_RULES_DIR, bounds, cassette, redact
-from ..contract.request import parse_authorization
-from ..contract.validator import Validator
+from ..contract import Validator, parse_authorization
 from ..model import RequestCheck
 from .exchange import Exchange
 from .interaction import build_interaction, file_update, interaction_key

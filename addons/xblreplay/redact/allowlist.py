@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ..contract.request import KNOWN_PARAMS, query_pairs
+from ..contract import KNOWN_PARAMS, query_pairs
 from .credentials import SECRET_HEADERS, is_token_shaped
 from .pattern import REDACTED, SecretPattern
 from .text import redact_text

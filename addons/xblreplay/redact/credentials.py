@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-from ..contract.request import KNOWN_PARAMS, parse_authorization, query_pairs
+from ..contract import KNOWN_PARAMS, parse_authorization, query_pairs
 
 # Headers whose values are secrets wherever they appear.
 SECRET_HEADERS = ("authorization", "proxy-authorization", "signature", "cookie", "set-cookie")

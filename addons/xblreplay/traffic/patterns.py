@@ -53,8 +53,8 @@ RETRY_STATUSES = (429, 503)
 
 def retry_after_seconds(header: str | None) -> float | None:
     """The seconds of a ``Retry-After`` header in its delay-seconds form (None: absent, or an
-    HTTP date, which no answer here carries)."""
-    return float(header) if header and header.isdigit() else None
+    HTTP date, which no answer here carries; digits other than ASCII ones, which float() refuses)."""
+    return float(header) if header and header.isascii() and header.isdigit() else None
 
 
 @dataclass(slots=True)

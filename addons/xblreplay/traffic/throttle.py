@@ -37,7 +37,6 @@ from typing import Any, Callable
 
 from .. import answers
 from ..model import Answer
-from .limits import DEFAULT_MAX_CALLERS, DEFAULT_MAX_REQUESTS, load_limits  # noqa: F401 (importable beside Throttle)
 from .limits import rate_windows, tracking_caps
 from .window import add_capped, drop_before, first_inside, forget_idle
 
