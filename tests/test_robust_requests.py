@@ -561,7 +561,7 @@ def test_hostile_requests_through_mitmdump_get_r8_answers_and_the_proxy_stays_up
 def test_lowercase_headers_equals_mitmproxys_items_with_repeated_names():
     from mitmproxy import http as mhttp
 
-    from xblreplay.mitm.addon import lowercase_headers
+    from xblreplay.mitm.translate import lowercase_headers
 
     h = mhttp.Headers([(b"Accept-Language", b"en-US"), (b"X-Thing", b"1"), (b"accept-language", b"fr-FR"),
                        (b"X-THING", b"\xff2"), (b"Authorization", AUTH.encode()), (b"x-\xe9", b"caf\xc3\xa9")])

@@ -10,9 +10,11 @@ from mitmproxy import exceptions, http, io
 
 from .. import bounds
 from ..model import HOST
+from ..proxy import exchange
 from ..recording import BACKLOG_BYTES, Recorder, UnreadableBody, decode_body
 from ..redact import redact_url
 from ..vlog import wire_url
+from .translate import lowercase_headers, reply_of
 
 
 class FlowFileError(Exception):
@@ -47,28 +49,20 @@ def import_flows(
             for flow in _flows(f, flow_file):
                 if not isinstance(flow, http.HTTPFlow) or flow.response is None:
                     continue
-                request, response = flow.request, flow.response
+                request = flow.request
                 if request.pretty_host != HOST:
                     continue
-                end = response.timestamp_end or response.timestamp_start or request.timestamp_start
+                reply = reply_of(flow.response)
                 try:
-                    body = decode_body(response.raw_content, response.headers.get("content-encoding"), max_body)
+                    body = decode_body(reply.raw, reply.headers.get("content-encoding"), max_body)
                 except UnreadableBody as exc:
                     recorder.report(UnreadableFlow(f"{flow_file}: {request.method} {wire_url(redact_url(request.pretty_url))}: "
                                                    f"not recorded: {exc.reason}"))
                     continue
                 recorder.wait_room(BACKLOG_BYTES)  # read ahead of the writer only so much
-                recorder.record(
-                    request.method,
-                    wire_url(request.pretty_url),
-                    {k.lower(): v for k, v in request.headers.items()},
-                    response.status_code,
-                    {k.lower(): v for k, v in response.headers.items()},
-                    body,
-                    response.headers.get("content-type"),
-                    max(0.0, (end - request.timestamp_start) * 1000.0),
-                    datetime.fromtimestamp(end, timezone.utc),
-                )
+                ended = datetime.fromtimestamp(reply.ended or request.timestamp_start, timezone.utc)
+                recorder.record_exchange(exchange(request.method, request.pretty_url, lowercase_headers(request.headers),
+                                                  request.timestamp_start, reply, body, ended))
                 count += 1
     finally:
         recorder.close()

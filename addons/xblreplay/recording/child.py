@@ -15,8 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from .. import cassette, redact
@@ -90,13 +90,11 @@ class RecorderProcess(Reports):
         child.receiver.start()
         return child
 
-    def record(self, method: str, url: str, request_headers: Mapping[str, str], status: int,
-               response_headers: Mapping[str, str], body: bytes, content_type: str | None,
-               latency_ms: float, recorded_at: datetime | str | None = None) -> None:
-        """Queues one exchange (stamped now unless ``recorded_at`` says otherwise); never
+    def record_exchange(self, exchange: Exchange) -> None:
+        """Queues one exchange (stamped now unless its ``recorded_at`` says otherwise); never
         touches the disk or the pipe."""
-        exchange = Exchange(method, url, dict(request_headers), status, dict(response_headers), body,
-                            content_type, latency_ms, timestamp(recorded_at))
+        if not isinstance(exchange.recorded_at, str):
+            exchange = replace(exchange, recorded_at=timestamp(exchange.recorded_at))
         with self._cond:
             if self._closed:
                 raise RuntimeError("recorder is closed")

@@ -8,8 +8,7 @@ replay matches it) and sorted; re-recording a key replaces it, but an identical 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
 
 from .. import cassette, redact
 from ..contract import request_key, request_language
@@ -28,38 +27,28 @@ def _content(interaction: dict) -> tuple:
     return interaction["request"], response
 
 
-def recorded_interaction(
-    method: str,
-    url: str,
-    request_headers: Mapping[str, str],
-    status: int,
-    response_headers: Mapping[str, str],
-    body: bytes,
-    content_type: str | None,
-    latency_ms: float,
-    recorded_at: datetime | str | None,
-    parsed: tuple | None = None,
-) -> tuple[dict, dict[str, str], redact.RecordedBody]:
+def recorded_interaction(exchange: Exchange, parsed: tuple | None = None) -> tuple[dict, dict[str, str], redact.RecordedBody]:
     """A redacted cassette interaction, the exchange's secrets (for the leak scan) and its
     recorded body (what was removed; the service's own JSON text when nothing was). ``parsed``:
     the JSON body already parsed, if at hand."""
-    secrets = redact.request_secrets(url, request_headers, response_headers)
+    e = exchange
+    secrets = redact.request_secrets(e.url, e.request_headers, e.response_headers)
     response: dict = {
-        "status": int(status),
-        "headers": redact.redact_response_headers(response_headers),
-        "latency_ms": round(max(float(latency_ms), 0.0), 1),
+        "status": int(e.status),
+        "headers": redact.redact_response_headers(e.response_headers),
+        "latency_ms": round(max(float(e.latency_ms), 0.0), 1),
     }
-    recorded = redact.recorded_body(body, content_type, redact.secret_pattern(secrets), parsed)
+    recorded = redact.recorded_body(e.body, e.content_type, redact.secret_pattern(secrets), parsed)
     if recorded.is_json:
         response["body"] = recorded.body
     elif recorded.body_text is not None:
         response["body_text"] = recorded.body_text
     interaction = {
-        "recorded_at": timestamp(recorded_at),
+        "recorded_at": timestamp(e.recorded_at),
         "request": {
-            "method": method.upper(),
-            "url": redact.redact_url(url, redact.secret_pattern(secrets)),
-            "headers": redact.redact_request_headers(request_headers),
+            "method": e.method.upper(),
+            "url": redact.redact_url(e.url, redact.secret_pattern(secrets)),
+            "headers": redact.redact_request_headers(e.request_headers),
         },
         "response": response,
     }
@@ -68,20 +57,17 @@ def recorded_interaction(
 
 def build_interaction(exchange: Exchange) -> tuple[dict, dict[str, str], str]:
     """:func:`recorded_interaction` of an exchange, with the interaction's cassette line."""
-    e = exchange
-    interaction, secrets, recorded = recorded_interaction(
-        e.method, e.url, e.request_headers, e.status, e.response_headers, e.body, e.content_type,
-        e.latency_ms, e.recorded_at)
+    interaction, secrets, recorded = recorded_interaction(exchange)
     return interaction, secrets, cassette.interaction_line(interaction, cassette.raw_json(recorded.raw))
 
 
-def body_removals(url: str, request_headers: Mapping[str, str], response_headers: Mapping[str, str],
-                  body: bytes, content_type: str | None) -> list[redact.Removal]:
+def body_removals(exchange: Exchange) -> list[redact.Removal]:
     """What recording this exchange removes from its body (the proxy reports it as the exchange
     is answered; the writer, in its own process, removes exactly this). Costs a few substring
     searches when there is nothing to remove."""
-    secrets = redact.request_secrets(url, request_headers, response_headers)
-    return redact.removals_in(body, content_type, redact.secret_pattern(secrets))
+    e = exchange
+    secrets = redact.request_secrets(e.url, e.request_headers, e.response_headers)
+    return redact.removals_in(e.body, e.content_type, redact.secret_pattern(secrets))
 
 
 def file_update(new: dict[tuple, dict], bindings: set[tuple[str, int]]) -> Callable[[dict | None], dict]:

@@ -37,13 +37,35 @@ CACHE_FILE_BYTES = 1 << 20
 
 
 class Reports:
-    """Write problems (a leak refused, an existing file that does not load, an OS error) are kept
-    in ``errors`` (the latest 100) and passed to ``on_error``; the writer carries on."""
+    """What both recorders share: :meth:`record` of an exchange given field by field, and write
+    problems (a leak refused, an existing file that does not load, an OS error) kept in
+    ``errors`` (the latest 100) and passed to ``on_error``; the writer carries on."""
 
     def __init__(self, cassette_dir: str | Path, on_error: Callable[[Exception], None] | None = None):
         self.cassette_dir = Path(cassette_dir)
         self.on_error = on_error
         self.errors: collections.deque[Exception] = collections.deque(maxlen=100)
+
+    def record(
+        self,
+        method: str,
+        url: str,
+        request_headers: Mapping[str, str],
+        status: int,
+        response_headers: Mapping[str, str],
+        body: bytes,
+        content_type: str | None,
+        latency_ms: float,
+        recorded_at: datetime | str | None = None,
+    ) -> None:
+        """Queues one exchange (``body`` already decoded; its header mappings copied); never
+        touches the disk."""
+        self.record_exchange(Exchange(method, url, dict(request_headers), status, dict(response_headers), body,
+                                      content_type, latency_ms, recorded_at))
+
+    def record_exchange(self, exchange: Exchange) -> None:
+        """Queues one exchange as it is: each recorder's own way."""
+        raise NotImplementedError
 
     def report(self, exc: Exception) -> None:
         """Keeps a problem found outside the writer (e.g. a body not read) with the write problems."""
@@ -75,22 +97,6 @@ class Recorder(Reports):
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="xblreplay-recorder", daemon=True)
         self._thread.start()
-
-    def record(
-        self,
-        method: str,
-        url: str,
-        request_headers: Mapping[str, str],
-        status: int,
-        response_headers: Mapping[str, str],
-        body: bytes,
-        content_type: str | None,
-        latency_ms: float,
-        recorded_at: datetime | str | None = None,
-    ) -> None:
-        """Queues one exchange (``body`` already decoded); never touches the disk."""
-        self.record_exchange(Exchange(method, url, dict(request_headers), status, dict(response_headers), body,
-                                      content_type, latency_ms, recorded_at))
 
     def record_exchange(self, exchange: Exchange) -> None:
         """Queues one exchange as it is (its header mappings are not copied)."""
