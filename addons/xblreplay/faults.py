@@ -38,11 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import jsonschema
-
 from . import DEFAULT_RULES_DIR, answers
 from .model import Answer
-from .rulesfile import read_yaml
+from .rulesfile import first_error, read_yaml, strict_validator
 
 SCHEMA_PATH = DEFAULT_RULES_DIR / "faults.schema.json"
 _SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -85,11 +83,9 @@ def parse_profile(doc: Any, name: str = "profile") -> dict[str, Any]:
     """Check a profile document against the schema (then what a schema cannot say: uniform's
     low <= high, and the probabilities per endpoint); returns ``{name, seed, latency,
     per_endpoint, faults}``."""
-    errors = list(_validator().iter_errors(doc))
-    if errors:
-        # The most specific finding: the one deepest in the document, first among equals.
-        where, why = _explain(max(errors, key=lambda e: len(e.absolute_path)))
-        raise ProfileError(f"{name}: {where}: {why}")
+    problem = first_error(_validator(), doc)
+    if problem is not None:
+        raise ProfileError(f"{name}: {problem}")
     latency = dict(doc.get("latency") or {})
     per_endpoint = {endpoint: _latency(spec, f"latency.per_endpoint.{endpoint}", name)
                     for endpoint, spec in (latency.pop("per_endpoint", None) or {}).items()}
@@ -107,6 +103,12 @@ def parse_profile(doc: Any, name: str = "profile") -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _validator():
+    """The validator of faults.schema.json, built when the first profile is checked."""
+    return strict_validator(_SCHEMA)
+
+
 def _latency(spec: dict[str, Any], where: str, name: str) -> dict[str, Any]:
     low, high = spec.get("uniform", (0, 0))
     if low > high:
@@ -122,93 +124,6 @@ def _fault(fault: dict[str, Any]) -> dict[str, Any]:
         retry_after = DEFAULT_RETRY_AFTER
     return {"endpoint": fault.get("endpoint", "*"), "probability": fault["probability"], "kind": kind,
             "retry_after": retry_after}
-
-
-# --- the schema's findings as one line ----------------------------------------------------------
-
-@functools.cache
-def _validator() -> jsonschema.Draft202012Validator:
-    """Draft 2020-12 where an integer is an int (not 5.0) and a number is finite (not .nan, .inf)."""
-    base = jsonschema.Draft202012Validator
-    checker = base.TYPE_CHECKER.redefine_many({
-        "integer": lambda _checker, v: type(v) is int,
-        "number": lambda _checker, v: type(v) in (int, float) and math.isfinite(v),
-    })
-    return jsonschema.validators.extend(base, type_checker=checker)(_SCHEMA)
-
-
-_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-               "number": "a number"}
-# Schema keywords followed by the name of a subschema (a property, an index) in a schema path,
-# whether they lead one level down the document; "items" leads down with nothing after it.
-_NAMED = {"properties": True, "prefixItems": True, "oneOf": False, "anyOf": False, "allOf": False}
-_INNER = {"items": True, "if": False, "then": False, "else": False, "not": False}
-
-
-def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
-    """(where, why) for a finding: the errorMessage of the innermost schema node about the same
-    value, else a line made from the keyword that failed."""
-    path = list(error.absolute_path)
-    value = error.instance
-    if error.validator == "additionalProperties":
-        known = error.schema.get("properties", {})
-        key = next(k for k in value if k not in known)
-        return _where(path + [key]), f"unknown key (expected one of {', '.join(known)})"
-    if error.validator == "required":
-        key = next(k for k in error.validator_value if k not in value)
-        return _where(path + [key]), "missing"
-    message = _error_message(list(error.absolute_schema_path), len(path))
-    if message is not None:
-        keys = ", ".join(map(str, value)) if isinstance(value, dict) else repr(value)
-        return _where(path), message.format(value=value, keys=keys or "nothing")
-    wanted = error.validator_value
-    if error.validator == "type":
-        types = [wanted] if isinstance(wanted, str) else wanted
-        why = f"expected {' or '.join(_TYPE_NAMES[t] for t in types if t != 'null')}"
-    elif error.validator == "enum":
-        noun = error.schema.get("title", "value")
-        why = f"unknown {noun} {value!r} (expected one of {', '.join(dict.fromkeys(map(str, wanted)))})"
-        return _where(path), why
-    elif error.validator in ("minimum", "maximum", "exclusiveMinimum"):
-        sign = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">"}[error.validator]
-        why = f"expected a number {sign} {wanted}"
-    else:
-        why = error.message
-    return _where(path), f"{why}, got {value!r}"
-
-
-def _error_message(schema_path: list, depth: int) -> str | None:
-    """The errorMessage of the innermost node, on the way down ``schema_path``, that is about the
-    value at document ``depth`` (following $ref, which jsonschema leaves out of the path)."""
-    node, level, found = _SCHEMA, 0, None
-    steps = iter(schema_path)
-    for step in steps:
-        while step not in node and "$ref" in node:
-            found = node.get("errorMessage", found) if level == depth else found
-            node = _resolve(node["$ref"])
-        found = node.get("errorMessage", found) if level == depth else found
-        name = next(steps, None) if step in _NAMED else None
-        if name is not None:
-            node, level = node[step][name], level + _NAMED[step]
-        elif step in _INNER:
-            node, level = node[step], level + _INNER[step]
-        else:  # the keyword that failed (oneOf, properties… as the failing keyword end the path)
-            break
-    return found
-
-
-def _resolve(ref: str) -> dict[str, Any]:
-    node: Any = _SCHEMA
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part]
-    return node
-
-
-def _where(path: list) -> str:
-    where = ""
-    for step in path:
-        where += f"[{step}]" if isinstance(step, int) else (f".{step}" if where else str(step))
-    return where or "top level"
 
 
 class FaultInjector:

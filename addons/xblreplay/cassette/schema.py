@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import DEFAULT_RULES_DIR
 from ..model import closest
+from ..rulesfile import short_repr, strict_validator
 from .errors import CassetteError
 from .locate import lines_of
 
@@ -25,15 +26,6 @@ def _schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def _strict_validator_class():
-    """Draft 2020-12 with integers that are ints (the engine refuses 1.0 as an id or a count)."""
-    import jsonschema
-
-    base = jsonschema.Draft202012Validator
-    checker = base.TYPE_CHECKER.redefine("integer", lambda _checker, v: type(v) is int)
-    return jsonschema.validators.extend(base, type_checker=checker)
-
-
 @functools.cache
 def _validators():
     """(full validator, validator that leaves achievement entries to :func:`_achievement_errors`)."""
@@ -42,8 +34,7 @@ def _validators():
     # Achievements are checked by _achievement_errors, compiled from the same definitions: a
     # $ref per item costs jsonschema a reference lookup each, most of a large cassette's load.
     envelope["$defs"]["datasetAchievements"] = True
-    cls = _strict_validator_class()
-    return cls(schema), cls(envelope)
+    return strict_validator(schema), strict_validator(envelope)
 
 
 # --- the achievement rules of the schema, compiled -------------------------------------------
@@ -70,11 +61,6 @@ _IS: dict[str, Callable[[Any], bool]] = {
 _SCALARS = (str, int, float, bool, type(None))
 _KINDS = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
           bool: "a boolean", type(None): "null"}
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Compiler:
@@ -252,13 +238,13 @@ class _Rule:
         if type(v) is list and self.types == ["array"] and not self.title and self.items is not None:
             return [e for i, x in enumerate(v) for e in self.items.explain(x, path + [i])]
         if self.types and not any(_IS[t](v) for t in self.types):
-            return [(path, f"expected {what}, not {_KINDS.get(type(v), type(v).__name__)} {_short(v)}")]
+            return [(path, f"expected {what}, not {_KINDS.get(type(v), type(v).__name__)} {short_repr(v)}")]
         if not self.title and type(v) in (int, float) and type(v) is not bool:
             if "minimum" in self.node and v < self.node["minimum"]:
-                return [(path, f"{_short(v)} is less than the minimum of {self.node['minimum']}")]
+                return [(path, f"{short_repr(v)} is less than the minimum of {self.node['minimum']}")]
             if "maximum" in self.node and v > self.node["maximum"]:
-                return [(path, f"{_short(v)} is more than the maximum of {self.node['maximum']}")]
-        return [(path, f"{_short(v)} is not {what}")]
+                return [(path, f"{short_repr(v)} is more than the maximum of {self.node['maximum']}")]
+        return [(path, f"{short_repr(v)} is not {what}")]
 
     def _explain_object(self, v: dict, path: list) -> list[tuple[list, str]]:
         found = [(path, f"has no {k!r} (required)") for k in self.required if k not in v]
@@ -273,7 +259,7 @@ class _Rule:
             if k in v:
                 why = rule.node.get("$comment") or f"with {k!r}"
                 found += [(where, f"{message} ({why})") for where, message in rule.explain(v, path)]
-        return found or [(path, f"{_short(v)} is not {self.describe()}")]
+        return found or [(path, f"{short_repr(v)} is not {self.describe()}")]
 
 
 def _unknown_key(key: Any, allowed: Iterable[str]) -> str:
@@ -315,7 +301,8 @@ def _achievement_errors(doc: dict) -> Iterator[tuple[list, str]]:
                     continue
                 where = ["datasets", d, "titles", t, "achievements", a]
                 if type(entry) is not dict:
-                    yield where, f"an achievement is a mapping, not {_KINDS.get(type(entry), 'a value')} {_short(entry)}"
+                    kind = _KINDS.get(type(entry), "a value")
+                    yield where, f"an achievement is a mapping, not {kind} {short_repr(entry)}"
                 else:
                     for path, message in (wire if key in entry else compact).explain(entry, where):
                         if len(path) == len(where) + 1 and path[-1] in others:  # a wire object of the other shape
