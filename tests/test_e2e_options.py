@@ -171,7 +171,7 @@ OPTION_NAMES = [
 
 
 def test_the_parametrized_names_are_every_option():
-    from xblreplay.mitm.options import NAMES
+    from xblreplay.proxy.options import NAMES
 
     assert set(OPTION_NAMES) == NAMES
 

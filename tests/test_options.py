@@ -1,4 +1,4 @@
-"""Options: the table and value policy of xblreplay.mitm.options, and the addon's hooks around them with
+"""Options: the table and value policy of xblreplay.proxy.options, and the addon's hooks around them with
 mitmproxy's taddons/tflow (the must-show cases run a real mitmdump: tests/test_e2e_options.py)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from mitmproxy import exceptions, hooks, io as mio, optmanager, options as mopti
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
-from xblreplay.mitm import options as xopts
+from xblreplay.proxy import options as xopts
 from xblreplay.mitm.addon import OUR_OPTIONS, Achievements
 from proxyharness import AUTH, REPO, XUID
 

@@ -128,7 +128,7 @@ Every other argument goes to mitmdump as it is (mitmdump --help lists them), for
 
 
 def run_help() -> str:
-    from .mitm.options import help_text  # the option table, shared with the addon
+    from .proxy.options import help_text  # the option table, shared with the addon
 
     return RUN_USAGE.format(options=help_text())
 

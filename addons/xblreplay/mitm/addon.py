@@ -25,8 +25,8 @@ from ..faults import effect
 from ..mode import Mode
 from ..model import HOST
 from ..proxy import Configuration, FlowState, Policy, build, close_log, exchange_secrets, judge, log_exchange, shown_url
-from . import options as xopts
-from .options import ConfigError
+from ..proxy import options as xopts
+from ..proxy.options import ConfigError
 from .translate import lowercase_headers, make_response, reply_of
 
 logger = logging.getLogger("xblreplay")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..cassette import CassetteError
 from ..contract import Validator
 from ..faults import FaultInjector, load_profile
-from ..mitm.options import ConfigError, Settings
+from .options import ConfigError, Settings
 from ..mode import Mode
 from ..recording import RecorderProcess
 from ..replay import Replayer
