@@ -41,7 +41,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def wire_url(url: str) -> str:
     """``url`` as the log and the cassettes write it: each byte that was not UTF-8 (a lone
-    surrogate from mitmproxy's ``surrogateescape`` decoding) percent-encoded as the byte it was."""
+    surrogate left by mitmproxy's ``surrogateescape`` decoding) percent-encoded as the byte it was."""
     return url if url.isascii() else _SURROGATE.sub(_percent, url)
 
 

@@ -1,8 +1,9 @@
 """The proxy's per-request policy, free of mitmproxy: what a request for the host gets
 (:mod:`.policy`), what is done with its response (:mod:`.responses`), what is logged about it
-(:mod:`.logline`), under the configuration in force (:mod:`.configuration`) built from the checked option values
-(:mod:`.options`, the option table); an exchange is plain data (:mod:`.state`). The mitmproxy addon (``mitm/addon.py``) only translates flows to and
-from these and carries out the outcome."""
+(:mod:`.logline`), under the configuration in force (:mod:`.configuration`), built from the
+checked option values (:mod:`.options`, the option table); an exchange is plain data
+(:mod:`.state`). The mitmproxy addon (``mitm/addon.py``) only translates flows to and from these
+and carries out the outcome."""
 
 from .configuration import Configuration, build, loaded_line
 from .logline import close_log, log_exchange

@@ -4,7 +4,7 @@ values.
 The addon declares its mitmproxy options from :data:`OPTIONS`; ``xblreplay run --help`` prints
 them from here too. Every value is checked here before any of it is used, so that a bad value
 is one line naming the option, never a configuration that silently falls back to defaults.
-The core builds its configuration from :class:`Settings`; this module does not import mitmproxy.
+The core builds its configuration from :class:`Settings`; nothing here depends on mitmproxy.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ PREFIX = "achievements_"
 
 
 # ---------------------------------------------------------------------------------------------
-# Values as given: `--set name=value` text, or a typed value from mitmproxy's config.yaml
+# Values as given: `--set name=value` text, or a typed value in mitmproxy's config.yaml
 
 
 def parse_text(name: str, texts: list[str]) -> Any:
