@@ -123,6 +123,17 @@ def test_document_covers_every_endpoint_and_parameter(document: dict) -> None:
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
 
 
+def test_the_engines_orders_and_types_are_the_contracts(document: dict) -> None:
+    """R3/R4: the orders and achievement types the engine implements are exactly the enums the
+    contract documents, so neither can gain a value the other does not know."""
+    from xblreplay.model import ORDERS, TYPES
+
+    listing = document["paths"]["/users/xuid({xuid})/achievements"]["get"]["parameters"]
+    params = {p["name"]: p for p in (document_ref(document, p) for p in listing)}
+    assert tuple(params["orderBy"]["schema"]["enum"]) == ORDERS
+    assert tuple(params["types"]["schema"]["items"]["enum"]) == TYPES
+
+
 def document_ref(document: dict, obj: dict) -> dict:
     if "$ref" in obj:
         node = document

@@ -1,4 +1,4 @@
-"""The dataset engine (addons/xblreplay/dataset.py), rule by rule (emulation-rules.md R1–R9).
+"""The dataset engine (addons/xblreplay/engine/), rule by rule (emulation-rules.md R1–R9).
 
 Expected answers come from `reference()`, a plain filter/sort/slice written here over the same
 wire objects the test builds, never from the engine's own output.

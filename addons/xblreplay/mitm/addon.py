@@ -1,7 +1,7 @@
 """The mitmproxy addon: thin glue between mitmproxy flows and the xblreplay core.
 
 Only traffic for achievements.xboxlive.com is touched; everything else passes through.
-Options are declared in ``load()`` from the table in ``options.py``, which also checks their
+Options are declared in ``load()`` from the table in ``proxy/options.py``, which also checks their
 values. A bad value at start-up stops mitmdump with one clear line (an error logged during
 start-up makes mitmdump exit); at run time it is refused and the configuration in force stays.
 Without a valid configuration every request for the host is answered 502: nothing is forwarded.

@@ -1,4 +1,4 @@
-"""Imports a ``mitmdump -w`` flow file into cassettes (the one core module that reads mitmproxy files)."""
+"""Imports a ``mitmdump -w`` flow file into cassettes (the glue module that reads mitmproxy files)."""
 
 from __future__ import annotations
 

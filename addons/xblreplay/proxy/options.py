@@ -99,7 +99,6 @@ OPTIONS: tuple[Option, ...] = (
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 NAMES: frozenset[str] = frozenset(BY_NAME)
-PREFIX = "achievements_"
 
 
 # ---------------------------------------------------------------------------------------------
