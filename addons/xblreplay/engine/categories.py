@@ -6,6 +6,8 @@ category, so a query reads only the position lists of the categories it selects.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 UNLOCKED, CHALLENGE = 1, 2
 ALL_CATEGORIES = (0, UNLOCKED, CHALLENGE, CHALLENGE | UNLOCKED)  # each is its own index
 
@@ -19,6 +21,7 @@ def per_category() -> list[list[int]]:
     return [[] for _ in ALL_CATEGORIES]
 
 
+@lru_cache(maxsize=16)  # a handful of distinct arguments exist; asked once per query
 def selected(types: frozenset[str] | None, unlocked_only: bool) -> tuple[int, ...]:
     """The categories of the R3 `types` (None: both), only the unlocked ones with `unlocked_only`."""
     return tuple(
