@@ -1,0 +1,46 @@
+"""mitmproxy script: the floor, the least any addon that answers requests locally can cost.
+
+`request(flow)` answers every request for achievements.xboxlive.com with one fixed,
+pre-serialised ~3 KB JSON body (an achievements page lookalike); nothing is parsed, filtered
+or paged and no upstream connection is made (run it with connection_strategy=lazy so mitmproxy
+does not dial the real host on CONNECT). Whatever a real addon costs above this is its own.
+
+    mitmdump -q --set connection_strategy=lazy -s benchmarks/proxybench/floor_addon.py
+"""
+
+import json
+
+from mitmproxy import http
+
+HOST = "achievements.xboxlive.com"
+BODY_BYTES = 3072
+HEADERS = {"Content-Type": "application/json"}
+
+
+def _make_body(target: int) -> bytes:
+    """A listing page of achievements, padded to `target` bytes."""
+    achievements = []
+    i = 0
+    while True:
+        i += 1
+        achievements.append({
+            "id": str(i),
+            "serviceConfigId": "00000000-0000-0000-0000-00007a1b2c3d",
+            "name": f"Achievement {i}",
+            "progressState": "Achieved" if i % 2 else "NotStarted",
+            "rewards": [{"type": "Gamerscore", "value": "10"}],
+            "isSecret": False,
+        })
+        doc = {"achievements": achievements, "pagingInfo": {"continuationToken": "10", "totalRecords": 100}}
+        raw = json.dumps(doc, separators=(",", ":")).encode()
+        if len(raw) >= target - 150:
+            doc["_pad"] = "x" * max(target - len(raw) - len(',"_pad":""'), 0)
+            return json.dumps(doc, separators=(",", ":")).encode()
+
+
+BODY = _make_body(BODY_BYTES)
+
+
+def request(flow: http.HTTPFlow) -> None:
+    if flow.request.pretty_host == HOST:
+        flow.response = http.Response.make(200, BODY, HEADERS)
