@@ -205,3 +205,57 @@ def test_retry_after_is_read_in_ascii_delay_seconds_only():
     assert retry_after_seconds("12") == 12.0
     for value in (None, "", "²", "١٢", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT"):
         assert retry_after_seconds(value) is None, value
+
+
+# ------------------------------------------------------------------ episodes under load
+
+def test_call_pattern_polling_under_jitter_is_one_counted_episode():
+    """A loop whose rhythm jitter breaks now and then (as under load) is reported once; every
+    later regular series of it is counted in the same episode."""
+    patterns, clock = make(min_calls=5, tolerance=0.2)  # quiet_s as shipped
+    t, codes = 5000.0, []
+    for i in range(60):
+        t += 1.0 if i % 9 else 2.5  # one late call in nine breaks the rhythm for four series
+        codes.append(send(patterns, clock, t))
+    flagged = [i for i, c in enumerate(codes) if "polling" in c]
+    assert flagged == [4]
+    regular = sum(1 for i in range(4, 60) if not any(j % 9 == 0 for j in range(i - 3, i + 1)))
+    episode = patterns.episodes()["polling"]
+    assert episode == {"episodes": 1, "requests": regular, "longest": regular}
+    assert patterns.summary()["polling"] == 1
+
+
+def test_call_pattern_polling_episode_ends_after_quiet_s():
+    patterns, clock = make(min_calls=5, tolerance=0.2, quiet_s=60)
+    times = [5000.0 + 10 * i for i in range(5)]  # regular at 5040
+    times += [5100.0, 5110.0, 5120.0, 5130.0, 5140.0]  # regular again at 5140: 100 s later
+    codes = [send(patterns, clock, t) for t in times]
+    assert [i for i, c in enumerate(codes) if "polling" in c] == [4, 9]
+    patterns, clock = make(min_calls=5, tolerance=0.2, quiet_s=120)  # the same calls, one episode
+    codes = [send(patterns, clock, t) for t in times]
+    assert [i for i, c in enumerate(codes) if "polling" in c] == [4]
+    assert patterns.episodes()["polling"] == {"episodes": 1, "requests": 2, "longest": 2}
+
+
+def test_call_pattern_repeat_episode_outlives_a_failed_retry():
+    """A retry after a failed answer is not a repeat, and does not end the episode either: a
+    client hammering one URL through intermittent 503s is reported once."""
+    patterns, clock = make()
+    assert send(patterns, clock, 5000.0) == []
+    assert send(patterns, clock, 5000.1) == ["repeated-request"]
+    assert send(patterns, clock, 5000.5, status=503) == []  # a repeat, counted
+    assert send(patterns, clock, 5000.6) == []  # a retry after a failure: no repeat
+    assert send(patterns, clock, 5001.5) == []  # a repeat again, the same episode
+    assert patterns.summary()["repeated-request"] == 1
+    assert patterns.episodes() == {"repeated-request": {"episodes": 1, "requests": 3, "longest": 3}}
+
+
+def test_call_pattern_episodes_count_the_requests_of_each_limit_episode():
+    limit = LIMITS["rate_limits"]["burst"]["max_requests"]
+    patterns, clock = make()
+    for i in range(limit + 20):  # the last 20 over the limit: one episode of 20
+        send(patterns, clock, 5000.0 + i * 0.05, key=page(i))
+    for i in range(limit + 5):  # a second episode of 5 requests
+        send(patterns, clock, 5100.0 + i * 0.05, key=page(i))
+    assert patterns.episodes()["burst-limit"] == {"episodes": 2, "requests": 25, "longest": 20}
+    assert "polling" not in patterns.episodes()  # codes never reported are left out

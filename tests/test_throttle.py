@@ -175,6 +175,7 @@ def shipped() -> dict:
         (lambda d: d["call_patterns"]["polling"].update(min_calls=2), "call_patterns.polling.min_calls"),
         (lambda d: d["call_patterns"]["polling"].update(tolerance=-0.1), "call_patterns.polling.tolerance"),
         (lambda d: d["call_patterns"].pop("repeat_window_s"), "call_patterns.repeat_window_s"),
+        (lambda d: d["call_patterns"]["polling"].update(quiet_s=0), "call_patterns.polling.quiet_s"),
         (lambda d: d.update(tracking=[10000]), "tracking"),
         (lambda d: d["tracking"].update(max_callers=0), "tracking.max_callers"),
         (lambda d: d["tracking"].update(max_callers=2.5), "tracking.max_callers"),

@@ -40,10 +40,11 @@ def log_exchange(config: Configuration, state: FlowState, status: int | None, re
 
 
 def close_log(config: Configuration) -> dict:
-    """Closes the validation log; its summary, with the call patterns and what the tracking caps
-    forgot."""
+    """Closes the validation log; its summary, with the call patterns (episodes by code, and the
+    requests each pattern's episodes counted) and what the tracking caps forgot."""
     return config.log.close({
         "call_patterns": config.patterns.summary(),
+        "call_pattern_episodes": config.patterns.episodes(),
         "forgotten_at_cap": {**config.patterns.forgotten_at_cap,
                              "throttle": config.throttle.forgotten_at_cap if config.throttle else 0},
     })

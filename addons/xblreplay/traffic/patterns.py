@@ -15,10 +15,17 @@ as they happen. Thresholds come from ``rules/limits.yaml``. Codes:
 * ``ignored-retry-after`` -- a request for an (xuid, title) sent before the ``Retry-After`` of an
   earlier 429 or 503 for that pair had elapsed.
 
-Each finding is reported once per episode: a limit once until its window is back within the
-limit, a repeat once until the request rests for ``repeat_window_s``, polling once until the
-rhythm breaks, an ignored Retry-After once per Retry-After (the 429s the early requests earn
-extend it).
+Each finding is reported once per episode, on the first request that shows it; the later
+requests of the episode that show it are counted, not reported again (:meth:`CallPatterns.episodes`,
+the summary's ``call_pattern_episodes``). An episode of
+
+* a limit lasts until its window is back within the limit;
+* a repeat lasts until no repeat of the request has been seen for ``repeat_window_s`` (so a retry
+  after a failed answer, which is not a repeat, does not end it);
+* polling lasts until no regular series of the request has been seen for ``polling.quiet_s``
+  (a loop under load, whose rhythm jitter breaks now and then, is one episode);
+* an ignored Retry-After lasts as long as the Retry-After (the 429s the early requests earn
+  extend it).
 
 Memory. State that can no longer produce a finding is forgotten, so memory follows the active
 clients (an idle pair still inside a Retry-After is kept without holding back the idle ones
@@ -43,12 +50,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..model import ERROR, WARNING, Violation
-from .limits import WINDOW_NAMES, rate_windows, tracking_caps
+from .limits import SCHEMA, WINDOW_NAMES, rate_windows, tracking_caps
 from .window import add_capped, drop_before, first_inside, forget_idle
 
 RULE = "call-pattern"
 CODES = tuple(f"{w}-limit" for w in WINDOW_NAMES) + ("repeated-request", "polling", "ignored-retry-after")
 RETRY_STATUSES = (429, 503)
+# How long a polling episode outlives its last regular series when limits.yaml gives no
+# call_patterns.polling.quiet_s (the schema's default).
+POLLING_QUIET_S = SCHEMA["properties"]["call_patterns"]["properties"]["polling"]["properties"]["quiet_s"]["default"]
 
 
 def retry_after_seconds(header: str | None) -> float | None:
@@ -66,6 +76,7 @@ class _Pair:
     over: int = 0
     blocked_until: float = float("-inf")
     retry_reported: bool = False
+    counts: dict[str, int] | None = None  # requests in each open episode, by code
 
 
 @dataclass(slots=True)
@@ -74,8 +85,9 @@ class _Request:
 
     times: array
     ok: bool = True  # the last answer was a success (status 1..399)
-    repeating: bool = False
-    polling: bool = False
+    repeat_seen: float = float("-inf")  # when a repeat of it was last seen
+    polling_seen: float = float("-inf")  # when a regular series of it was last seen
+    counts: dict[str, int] | None = None  # requests in each open episode, by code
 
     def newest(self) -> float:
         return self.times[-1]
@@ -97,6 +109,7 @@ class CallPatterns:
         self._min_calls = polling["min_calls"]
         self._tolerance = polling["tolerance"]
         self._max_interval = polling["max_interval_s"]
+        self._polling_quiet = polling.get("quiet_s", POLLING_QUIET_S)
         # state older than these can no longer take part in a finding
         self._pair_horizon = max(w.period for w in self._limits)
         self._pair_keep = max(w.limit for w in self._limits) + 1  # times a pair needs at most
@@ -107,7 +120,9 @@ class CallPatterns:
         # least recently seen first
         self._pairs: OrderedDict[tuple[int, str], _Pair] = OrderedDict()
         self._requests: OrderedDict[tuple[int, str, str], _Request] = OrderedDict()
-        self._counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()  # episodes, by code
+        self._seen: Counter[str] = Counter()  # requests that showed a pattern, by code
+        self._longest: Counter[str] = Counter()  # requests in the longest episode, by code
         self.forgotten_at_cap = {"pairs": 0, "requests": 0}  # forgotten because a cap was reached
 
     def observe(self, xuid: int, title: str, request_key: str, status: int,
@@ -147,8 +162,24 @@ class CallPatterns:
         return found
 
     def summary(self) -> dict[str, int]:
-        """How many times each finding was reported (every code, zeros included)."""
+        """How many times each finding was reported, one per episode (every code, zeros included)."""
         return {code: self._counts[code] for code in CODES}
+
+    def episodes(self) -> dict[str, dict[str, int]]:
+        """Per code that was reported: its episodes, the requests that showed it in them (the
+        reported ones included) and the requests of the longest episode."""
+        return {code: {"episodes": self._counts[code], "requests": self._seen[code], "longest": self._longest[code]}
+                for code in CODES if self._counts[code]}
+
+    def _episode(self, state: _Pair | _Request, code: str, new: bool) -> None:
+        """Counts a request showing ``code`` in ``state``'s episode (a ``new`` one starts at 1)."""
+        counts = state.counts
+        if counts is None:
+            counts = state.counts = {}
+        n = counts[code] = 1 if new else counts.get(code, 0) + 1
+        self._seen[code] += 1
+        if n > self._longest[code]:
+            self._longest[code] = n
 
     def tracked(self) -> dict[str, int]:
         """How much state is kept: (xuid, title) pairs and distinct requests."""
@@ -165,6 +196,8 @@ class CallPatterns:
         for i, window in enumerate(self._limits):
             over = window.exceeded(times, now)
             bit = 1 << i
+            if over:
+                self._episode(pair, f"{window.name}-limit", not pair.over & bit)
             if over and not pair.over & bit:
                 name = _name(pair_key)
                 found.append(Violation(
@@ -178,6 +211,8 @@ class CallPatterns:
     def _check_retry_after(self, pair: _Pair, now: float, status: int, retry_after: float | None,
                            pair_key: tuple[int, str], found: list[Violation]) -> None:
         early = now < pair.blocked_until
+        if early:
+            self._episode(pair, "ignored-retry-after", not pair.retry_reported)
         if early and not pair.retry_reported:
             name = _name(pair_key)
             found.append(Violation(
@@ -197,31 +232,34 @@ class CallPatterns:
         """A request sent before (a new one has nothing to find: it starts with its first time)."""
         times = request.times
         gap = now - times[-1]
-        repeat = gap < self._repeat_window and request.ok
-        if repeat and not request.repeating:
-            found.append(Violation(
-                RULE, "traffic", key, WARNING,
-                f"the same request again {gap:.3g} s after a successful answer to it", "repeated-request",
-            ))
-        request.repeating = repeat
+        if gap < self._repeat_window and request.ok:
+            new = now - request.repeat_seen >= self._repeat_window
+            if new:
+                found.append(Violation(
+                    RULE, "traffic", key, WARNING,
+                    f"the same request again {gap:.3g} s after a successful answer to it", "repeated-request",
+                ))
+            self._episode(request, "repeated-request", new)
+            request.repeat_seen = now
 
         if gap > self._max_interval:
             del times[:]
         times.append(now)
         if len(times) > self._min_calls:
             del times[0]
-        regular = False
         if len(times) == self._min_calls:
             intervals = [b - a for a, b in pairwise(times)]
             mean = sum(intervals) / len(intervals)
-            regular = mean > 0 and all(abs(i - mean) <= self._tolerance * mean for i in intervals)
-            if regular and not request.polling:
-                found.append(Violation(
-                    RULE, "traffic", key, WARNING,
-                    f"the same request {self._min_calls} times in a row, every {mean:.3g} s: a polling loop",
-                    "polling",
-                ))
-        request.polling = regular
+            if mean > 0 and all(abs(i - mean) <= self._tolerance * mean for i in intervals):
+                new = now - request.polling_seen >= self._polling_quiet
+                if new:
+                    found.append(Violation(
+                        RULE, "traffic", key, WARNING,
+                        f"the same request {self._min_calls} times in a row, every {mean:.3g} s: a polling loop",
+                        "polling",
+                    ))
+                self._episode(request, "polling", new)
+                request.polling_seen = now
 
     def _forget_idle(self, now: float) -> None:
         moved = False
