@@ -12,18 +12,20 @@ Every target runs with --set connection_strategy=lazy (nothing dials the real ho
 confdir for the run (its CA is what the HTTPS client trusts). Each round runs every workload;
 in a workload each target is started afresh, in an order rotated every round, and measured in
 each mode (http: absolute-form requests; https: CONNECT, then TLS in the tunnel) at each
-number of keep-alive connections (1 and 16). Workloads, at each dataset size:
+number of keep-alive connections (1 and 16). Workloads (--workloads KIND:SIZE, or KIND at each
+of --sizes; by default repeated at 10k and 1M achievements, pages at 100k and 1M):
 
   repeated   one listing URL over and over (titleId=100123&maxItems=10)
   pages      a paging client: titles x skipItems 0..40 with maxItems=10, every request a page
-             not served before (until the list wraps)
+             not served before; SIZE/10 pages, so below 100k a target start runs out of new
+             pages and the list wraps (noted, and the cells marked †)
 
 The datasets are benchmarks/bench_engine.py's `make_entry` in the JSON form, written once into
 a cache directory (--cache-dir) and reused by later runs.
 
 Commands (from the checkout; the machine has 2 cores: the loader takes one, the proxy the other):
 
-    .venv/bin/python benchmarks/bench_proxy.py            # full: 3 rounds, 10k and 1M, ~10 min
+    .venv/bin/python benchmarks/bench_proxy.py            # full: 3 rounds, n=1500, ~10 min
     .venv/bin/python benchmarks/bench_proxy.py --quick    # smoke: 1 round, small n, 10k / 100k
     .venv/bin/python benchmarks/bench_proxy.py --workloads pages:1000000 --rounds 5 \
         --set achievements_check_responses=false --cand log:'--set achievements_log=/tmp/v.jsonl' --gc
@@ -63,7 +65,8 @@ CHECKOUT = HERE.parent
 FLOOR_ADDON = HERE / "proxybench" / "floor_addon.py"
 GC_PROBE = HERE / "proxybench" / "gc_probe.py"
 PRESETS = {
-    "full": {"rounds": 3, "n": 2000, "warmup": 20, "sizes": "10000,1000000", "workloads": "repeated,pages"},
+    "full": {"rounds": 3, "n": 1500, "warmup": 20, "sizes": "10000,1000000",
+             "workloads": "repeated:10000,repeated:1000000,pages:100000,pages:1000000"},
     "quick": {"rounds": 1, "n": 300, "warmup": 5, "sizes": "10000", "workloads": "repeated:10000,pages:100000"},
 }
 
@@ -77,10 +80,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke preset: 1 round, n=300, repeated:10000,pages:100000")
     ap.add_argument("--rounds", type=int, help="rounds (full 3)")
-    ap.add_argument("-n", type=int, help="timed requests per cell (full 2000)")
+    ap.add_argument("-n", type=int, help="timed requests per cell (full 1500)")
     ap.add_argument("--warmup", type=int, help="untimed requests per connection before a cell (full 20)")
     ap.add_argument("--workloads", help="KIND or KIND:SIZE, comma-separated; KIND alone runs at every --sizes "
-                                        f"(kinds: {', '.join(workloads.KINDS)}; full repeated,pages)")
+                                        f"(kinds: {', '.join(workloads.KINDS)}; full {PRESETS['full']['workloads']})")
     ap.add_argument("--sizes", help="dataset sizes in achievements (full 10000,1000000)")
     ap.add_argument("--modes", default="http,https")
     ap.add_argument("-c", "--connections", default="1,16", help="keep-alive connections per cell")
@@ -168,6 +171,7 @@ class Run:
                                      f"errors{(' (' + r['last_error'] + ')') if r['last_error'] else ''}; "
                                      f"{proxy.exit_note()}log {log}")
                     r.update(round=rnd, workload=workload.name, label=label, mode=mode, c=c,
+                             wrapped=len(urls) > 1 and offset > len(urls),
                              ready_s=proxy.ready_s, rss_ready_mb=proxy.rss_ready_mb, rss_after_mb=rss_mb(proxy.pid))
                     self.results.append(r)
                     print(f"  {where}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.1f} ms, "
@@ -183,6 +187,11 @@ class Run:
 
     def run(self) -> None:
         dirs = {w.size: cassettes.cassette_dir(Path(self.args.cache_dir), w.size) for w in self.args.workloads}
+        per_start = sum(self.args.warmup * c + self.args.n for c in self.args.connections) * len(self.args.modes)
+        for w in self.args.workloads:
+            if w.kind == "pages" and len(w.urls()) < per_start:
+                print(f"bench_proxy: note: {w.name} has {len(w.urls())} pages and a target start sends "
+                      f"{per_start} requests: later cells ask for pages served before (marked †)", file=sys.stderr)
         ca = self.make_ca()
         labels = list(self.targets)
         for rnd in range(1, self.args.rounds + 1):
@@ -220,6 +229,8 @@ def main(argv: list[str]) -> int:
           f"{args.rounds} round(s), n={args.n} timed requests per cell, warm-up {args.warmup} per connection, "
           f"{time.perf_counter() - t0:.0f} s\n")
     print(table.cell_table(run.results, list(run.targets)))
+    if any(r["wrapped"] for r in run.results):
+        print("\n† the page list wrapped in this cell: some requests asked for pages served before")
     if run.gc_runs:
         print("\nGC pauses of the candidates while serving (gc_probe):\n")
         print(table.gc_table(run.gc_runs))

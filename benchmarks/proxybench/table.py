@@ -37,13 +37,14 @@ def cell_table(results: list[dict], labels: list[str]) -> str:
             if not rows:
                 continue
             rps = [r["rps"] for r in rows]
+            mark = " †" if any(r.get("wrapped") for r in rows) else ""
             ratio = delta = "–"
             if floor:
                 ratio = f"{statistics.median(rps) / _med(floor, 'rps'):.2f}"
                 delta = f"{_med(rows, 'cpu_ms_per_req') - _med(floor, 'cpu_ms_per_req'):+.2f}"
             out.append(
                 f"| {workload} | {mode} | {c} | {label} | {len(rows)} "
-                f"| {statistics.median(rps):.0f} ({min(rps):.0f}–{max(rps):.0f}) | {ratio} "
+                f"| {statistics.median(rps):.0f} ({min(rps):.0f}–{max(rps):.0f}){mark} | {ratio} "
                 f"| {_med(rows, 'p50_ms'):.2f} | {_med(rows, 'p99_ms'):.2f} "
                 f"| {_med(rows, 'cpu_ms_per_req'):.2f} | {delta} | {_med(rows, 'body_bytes'):.0f} "
                 f"| {_med(rows, 'ready_s'):.2f} "
