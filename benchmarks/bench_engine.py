@@ -12,6 +12,13 @@ Then the median cost of `answer()` is measured over a mixed query set: filters, 
 early/middle/late pages, with and without titleId. "cold" is the first pass (index and cache
 building, lazy expansion), "warm" the median over the following passes.
 Targets: warm median <= 50 us at 10k, sublinear growth, 100k load <= 1 s.
+
+    .venv/bin/python benchmarks/bench_engine.py --sweep [--sweep-size 100000]
+
+A paging client instead: every page of maxItems=10 of a compact dataset asked once, each through
+Replayer.answer, Validator.check_response (R7) and Answer.body_bytes, as the proxy serves it. It
+prints the median cost per page, the growth of the objects the cyclic GC tracks and of RSS over
+the sweep, and what one full collection then costs.
 """
 
 from __future__ import annotations
@@ -142,13 +149,45 @@ def time_queries(store: DatasetStore, queries: list[AchievementsQuery], passes: 
     return statistics.median(runs[0]) * 1e6, statistics.median(warm) * 1e6
 
 
+def sweep(size: int) -> None:
+    """Every page of maxItems=10 answered once (answer + R7 check + serialisation)."""
+    store, _, _ = build_in_memory(make_entry(size))
+    replayer = Replayer(VALIDATOR, store, now=lambda: NOW)
+    headers = {"authorization": "XBL3.0 x=1;t", "x-xbl-contract-version": "2", "accept-language": "en-US"}
+    url = f"https://achievements.xboxlive.com/users/xuid({XUID})/achievements?maxItems=10&skipItems="
+    gc.collect()
+    gc.freeze()  # what loading leaves, as Replayer.from_dir freezes it
+    objects, memory = len(gc.get_objects()), rss()
+    costs, size_bytes = [], 0
+    for start in range(0, size, 10):
+        check = VALIDATOR.check_request("GET", f"{url}{start}", headers)
+        t0 = time.perf_counter()
+        answer = replayer.answer(check, "GET", url)
+        found = VALIDATOR.check_response(check, answer.status, {}, answer.body)
+        size_bytes += len(answer.body_bytes())
+        costs.append(time.perf_counter() - t0)
+        assert answer.status == 200 and not found, (answer.status, found)
+    grown, memory = len(gc.get_objects()) - objects, rss() - memory
+    t0 = time.perf_counter()
+    gc.collect()
+    full = time.perf_counter() - t0
+    print(f"sweep of {size} items, {len(costs)} pages of 10: median {statistics.median(costs) * 1e6:.1f} us/page "
+          f"(mean {statistics.fmean(costs) * 1e6:.1f}), {size_bytes / len(costs):.0f} bytes/page; "
+          f"GC-tracked objects +{grown}, RSS +{memory / 2**20:.1f} MB, full collection after: {full * 1e3:.1f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000,100000,1000000")
     ap.add_argument("--yaml-max", type=int, default=100000, help="largest size loaded from the YAML form")
     ap.add_argument("--json-max", type=int, default=100000, help="largest size loaded from the JSON form")
     ap.add_argument("--passes", type=int, default=15)
+    ap.add_argument("--sweep", action="store_true", help="the paging sweep instead of the size table")
+    ap.add_argument("--sweep-size", type=int, default=100000)
     args = ap.parse_args()
+    if args.sweep:
+        sweep(args.sweep_size)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"python {sys.version.split()[0]}, yaml C loader: {Loader.__name__}, pid {os.getpid()}")
     print("load = Replayer.from_dir (parse + schema check + dataset build), in seconds;")

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any
+
+import orjson
 
 HOST = "achievements.xboxlive.com"
 
@@ -105,6 +108,13 @@ def contract_default(parameter: str) -> Any:
     return query_defaults(shipped())[parameter]
 
 
+def r7_item_violations(index: int, findings: Iterable[tuple[str, str]]) -> list[Violation]:
+    """R7: the schema findings (pointer inside the item, message) of item ``index`` of an
+    achievements body, as violations of the response."""
+    return [Violation("R7", "response", f"/achievements/{index}{where}", ERROR, message, "response-schema")
+            for where, message in findings]
+
+
 def violations_header(violations: list[Violation] | tuple[Violation, ...]) -> str:
     """Compact JSON for the X-Xblreplay-Violations response header (R8)."""
     return json.dumps([v.to_dict() for v in violations], separators=(",", ":"), ensure_ascii=True)
@@ -181,10 +191,44 @@ class Answer:
     violations: list[Violation] = field(default_factory=list)  # warnings/diagnostics (R2, R9)
     source: str = "dataset"  # "dataset" | "interaction" | "error" | "throttle" | "fault"
     reason: str = ""  # R9: why this answer, in API terms ("" for a straightforward replay)
+    # R7 of the body's achievements, when the dataset engine checked them as it served them:
+    # the violations of each invalid item, in body order (the response check then checks only
+    # the envelope). False: nobody checked them yet.
+    items_checked: bool = False
+    item_violations: list[list[Violation]] = field(default_factory=list)
 
     def body_bytes(self) -> bytes:
+        """The body as sent: JSON, compact, non-ASCII as UTF-8 (``json.dumps(separators=(",",
+        ":"), ensure_ascii=False)``, byte for byte)."""
         if self.body is None:
             return b""
         if isinstance(self.body, (bytes, bytearray)):
             return bytes(self.body)
-        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        try:
+            out = orjson.dumps(self.body)
+        except TypeError:  # an int beyond 64 bits, a key that is not a string, a lone surrogate
+            out = None
+        if out is None or _spelled_apart(out):
+            return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return out
+
+
+# orjson writes a float below 1e-4 as 0.0000… or with a one-digit exponent (1e-7), where Python
+# writes 1e-05 and 1e-07; every other float, int and string it writes as json.dumps does. Such a
+# number ends at ",", "]", "}" (or the end) and starts after ":", ",", "[" (or its "-", or is the
+# whole body); text inside a string that merely looks like one only costs the json.dumps it
+# would have cost anyway.
+_ORJSON_SPELLINGS = (re.compile(rb"0\.0000\d*(?:[,\]}]|\Z)"), re.compile(rb"e-\d(?:[,\]}]|\Z)"))
+_MANTISSA = frozenset(b"0123456789.")
+
+
+def _spelled_apart(out: bytes) -> bool:
+    """Whether orjson's ``out`` may hold a float json.dumps spells otherwise."""
+    for spelling in _ORJSON_SPELLINGS:
+        for found in spelling.finditer(out):
+            i = found.start() - 1
+            while i >= 0 and out[i] in _MANTISSA:
+                i -= 1
+            if i < 0 or out[i] in b":,[-":
+                return True
+    return False

@@ -33,6 +33,7 @@ from ..model import (
     ERROR,
     WARNING,
     AchievementsQuery,
+    Answer,
     R8_PRECEDENCE,
     RequestCheck,
     Violation,
@@ -103,9 +104,17 @@ class Validator:
         return op.endpoint if op is not None else EP_OTHER
 
     def check_response(self, check: RequestCheck, status: int, headers: Mapping[str, str],
-                       body: object) -> list[Violation]:
-        """R7: a 200 achievements body against the V2 or V1 schema (by the request's shape)."""
-        return self._responses.check(check, status, body)
+                       body: object, answer: Answer | None = None) -> list[Violation]:
+        """R7: a 200 achievements body against the V2 or V1 schema (by the request's shape).
+        ``answer``: the proxy's own answer this body is; when the engine checked its items as it
+        served them, their violations are its, and only the envelope is checked here."""
+        checked = answer is not None and answer.items_checked and answer.body is body
+        return self._responses.check(check, status, body, answer.item_violations if checked else None)
+
+    def item_errors(self, shape: str, item: Any) -> list[tuple[str, str]]:
+        """R7 for one achievement of ``shape`` ("V1" or "V2"): (pointer inside the item,
+        message) of each schema finding, [] when it is valid. The dataset store's item check."""
+        return self._responses.item_errors(shape, item)
 
     def check_request(self, method: str, url: str, headers: dict[str, str],
                       body: bytes | None = None) -> RequestCheck:

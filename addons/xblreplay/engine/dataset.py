@@ -22,6 +22,7 @@ from .categories import UNLOCKED, per_category
 from .compact import _Compact, hand_titles
 from .coverage import Coverage
 from .history import TitleStats
+from .verdicts import ItemCheck, Verdicts, shown
 from .wire import _Meta, _wire_meta
 
 LRU_SIZE = 64
@@ -53,6 +54,7 @@ class _Dataset:
         self._title_names: dict[int, str] = {}  # names of hand-written titles (V1 items carry none)
         self._sources: list[str] = []
         self._coverage = Coverage()
+        self._verdicts = Verdicts()  # R7, per item and form served
         self._invalidate()
 
     def _invalidate(self) -> None:
@@ -108,9 +110,9 @@ class _Dataset:
         meta = item.meta(self.shape) if isinstance(item, _Compact) else _wire_meta(item, self.shape)
         pos = self._index.get(meta.ident)
         if keep_rarity and pos is not None and isinstance(item, dict) and "rarity" not in item:
-            old_item = self._items[pos]
-            if isinstance(old_item, dict) and "rarity" in old_item:
-                item = {**item, "rarity": old_item["rarity"]}
+            known = self.wire(pos)  # a hand-written entry's rarity is known as well
+            if "rarity" in known:
+                item = {**item, "rarity": known["rarity"]}
         if pos is None:
             pos = len(self._items)
             self._index[meta.ident] = pos
@@ -121,6 +123,7 @@ class _Dataset:
             old = self._meta[pos]
             self._items[pos] = item
             self._meta[pos] = meta
+            self._verdicts.forget(pos)
             if (old.titles, old.category) != (meta.titles, meta.category):
                 self._unfile(pos, old)
                 self._file(pos, meta, append=False)
@@ -138,6 +141,7 @@ class _Dataset:
         """
         old, meta = self._meta[pos], _wire_meta(item, self.shape)
         self._items[pos], self._meta[pos] = item, meta
+        self._verdicts.forget(pos)
         for t in meta.titles:
             self._stats.pop(t, None)
         self._history = None
@@ -189,10 +193,26 @@ class _Dataset:
         return self._by_title.keys()
 
     def wire(self, pos: int) -> dict:
+        """The wire item at ``pos``. A compact entry is expanded each time (a few microseconds)
+        and not kept: the dataset holds what it loaded, not every item a client ever paged to."""
         item = self._items[pos]
-        if isinstance(item, _Compact):
-            item = self._items[pos] = item.expand(self.shape)
-        return item
+        return item.expand(self.shape) if isinstance(item, _Compact) else item
+
+    def served(self, positions: list[int], in_form: int, check: ItemCheck | None
+               ) -> tuple[list[dict], list[tuple[int, tuple[tuple[str, str], ...]]]]:
+        """The items at ``positions`` in the form ``in_form`` (see verdicts), with (index in
+        ``positions``, R7 findings) of each that ``check`` finds invalid (none when no check)."""
+        shape = self.shape
+        items = [shown(self.wire(pos), in_form, shape) for pos in positions]
+        if check is None:
+            return items, []
+        findings = self._verdicts.findings
+        invalid = []
+        for index, (pos, item) in enumerate(zip(positions, items)):
+            found = findings(in_form, pos, item, shape, check)
+            if found:
+                invalid.append((index, found))
+        return items, invalid
 
     def missing(self, titles: tuple[int, ...] | None) -> list[int | None]:
         """R2: titles the answer depends on that are not proven complete (None: titles never seen)."""

@@ -8,21 +8,29 @@ from datetime import datetime
 from typing import Any, Iterator
 
 from .. import answers
-from ..model import NEVER, WARNING, AchievementsQuery, Answer, Violation
+from ..model import NEVER, WARNING, AchievementsQuery, Answer, Violation, r7_item_violations
 from . import updates
 from .categories import selected
 from .coverage import gap
 from .dataset import DatasetInfo, _Dataset
 from .history import rows
 from .locales import DEFAULT_LOCALE, pick_locale
-from .wire import _as_int, _time_key, definition, derived_scid, paging, wire_time, without_rarity
+from .verdicts import ItemCheck, form
+from .wire import _as_int, _time_key, derived_scid, paging, wire_time
 
 
 class DatasetStore:
-    """Every dataset known to the proxy, and the engine that answers queries from them."""
+    """Every dataset known to the proxy, and the engine that answers queries from them.
 
-    def __init__(self, *, strict_coverage: bool = False) -> None:
+    ``item_check``: R7 for one served item (see verdicts.ItemCheck); with it, each item is
+    checked the first time it is served in a form and every listing or detail answer carries
+    the findings of its items (``Answer.items_checked``). The contract's response schemas are
+    the usual check (``Replayer`` sets it); the engine itself knows no schema.
+    """
+
+    def __init__(self, *, strict_coverage: bool = False, item_check: ItemCheck | None = None) -> None:
         self.strict_coverage = strict_coverage
+        self.item_check = item_check
         self._datasets: dict[tuple[int, str, str], _Dataset] = {}
         self._locales: dict[tuple[int, str], list[str]] = {}  # first recorded first (R6 default)
         self.updated: set[int] = set()  # xuids whose data progress updates changed in this run
@@ -131,13 +139,18 @@ class DatasetStore:
         start, total = query.start, len(found)
         positions = found[start:start + query.page_size]
         following = start + len(positions)
-        items = [ds.wire(i) for i in positions]
-        if possible:
-            items = [definition(item, ds.shape) for item in items]
-        if not query.rarity:  # R6: contracts 3 (V1) and 4 (V2) keep recorded rarity; 1 and 2 drop it
-            items = [without_rarity(item) for item in items]
+        # R3 possibleOnly serves definitions; R6: contracts 3 (V1) and 4 (V2) keep recorded
+        # rarity, 1 and 2 drop it
+        items, invalid = ds.served(positions, form(possible, query.rarity), self.item_check)
         body: dict[str, Any] = {"achievements": items, **paging(ds.shape, ds.version, following, total)}
-        return answers.from_dataset(body, reasons, violations)
+        return self._checked(answers.from_dataset(body, reasons, violations), invalid)
+
+    def _checked(self, answer: Answer, invalid: list[tuple[int, tuple]]) -> Answer:
+        """The answer marked as having its items checked (R7), with the violations found."""
+        if self.item_check is not None:
+            answer.items_checked = True
+            answer.item_violations = [r7_item_violations(index, found) for index, found in invalid]
+        return answer
 
     def answer_detail(self, xuid: int, scid: str, achievement_id: int | str, shape: str | None,
                       locales: tuple[str, ...] = (), rarity: bool = False) -> Answer:
@@ -161,14 +174,12 @@ class DatasetStore:
             reason = (f"R9: achievement {achievement_id} of {scid} is not recorded for xuid {xuid} "
                       f"({shape}, {ds.locale})")
             return answers.diagnostic("R9", "not-recorded", "path", "achievementid", reason)
-        item = ds.wire(pos)
-        if not rarity:
-            item = without_rarity(item)
-        body: dict[str, Any] = {"achievements": [item],
+        items, invalid = ds.served([pos], form(False, rarity), self.item_check)
+        body: dict[str, Any] = {"achievements": items,
                                 "pagingInfo": {"continuationToken": None, "totalRecords": 1}}
         if shape == "V1":
             body["version"] = ds.version or NEVER
-        return answers.from_dataset(body)
+        return self._checked(answers.from_dataset(body), invalid)
 
     def answer_history(self, xuid: int, shape: str | None, locales: tuple[str, ...], start: int,
                        page_size: int) -> Answer:

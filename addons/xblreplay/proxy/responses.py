@@ -56,7 +56,8 @@ def _judge(config: Configuration, state: FlowState, reply: Reply, content: Calla
         if state.unread is None and not state.too_deep:
             try:
                 with bounds.depth_guard():
-                    violations += config.validator.check_response(state.check, reply.status, reply.headers, body)
+                    violations += config.validator.check_response(state.check, reply.status, reply.headers, body,
+                                                                  state.answer)
             except bounds.TooDeep:
                 state.too_deep = True
     if records(config, state):
