@@ -18,7 +18,7 @@ Targets: warm median <= 50 us at 10k, sublinear growth, 100k load <= 1 s.
 A paging client instead: every page of maxItems=10 of a compact dataset asked once, each through
 Replayer.answer, Validator.check_response (R7) and Answer.body_bytes, as the proxy serves it. It
 prints the median cost per page, the growth of the objects the cyclic GC tracks and of RSS over
-the sweep, and what one full collection then costs.
+the sweep, what one full collection then costs, and what expanding a compact entry costs.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from xblreplay import DEFAULT_RULES_DIR  # noqa: E402
 from xblreplay.replay import Replayer  # noqa: E402
 from xblreplay.contract.validator import Validator  # noqa: E402
 from xblreplay.engine import DatasetStore  # noqa: E402
+from xblreplay.engine.compact import hand_titles  # noqa: E402
 from xblreplay.model import ORDERS, AchievementsQuery  # noqa: E402
 
 XUID = 2533274800000001
@@ -149,6 +150,17 @@ def time_queries(store: DatasetStore, queries: list[AchievementsQuery], passes: 
     return statistics.median(runs[0]) * 1e6, statistics.median(warm) * 1e6
 
 
+def median_us_per(fn, items: list, rounds: int = 9) -> float:
+    """Median over rounds of the mean cost of ``fn`` per item (microseconds)."""
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for item in items:
+            fn(item)
+        samples.append((time.perf_counter() - t0) / len(items) * 1e6)
+    return statistics.median(samples)
+
+
 def sweep(size: int) -> None:
     """Every page of maxItems=10 answered once (answer + R7 check + serialisation)."""
     store, _, _ = build_in_memory(make_entry(size))
@@ -168,6 +180,9 @@ def sweep(size: int) -> None:
         costs.append(time.perf_counter() - t0)
         assert answer.status == 200 and not found, (answer.status, found)
     grown, memory = len(gc.get_objects()) - objects, rss() - memory
+    compact = [item for _, _, items in hand_titles(make_entry(2000)["titles"], "V2") for item in items]
+    expand = {shape: median_us_per(lambda item, s=shape: item.expand(s), compact) for shape in ("V2", "V1")}
+    print(f"expanding a compact entry, per item: median V2 {expand['V2']:.2f} us, V1 {expand['V1']:.2f} us")
     t0 = time.perf_counter()
     gc.collect()
     full = time.perf_counter() - t0
