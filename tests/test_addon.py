@@ -103,3 +103,44 @@ async def test_an_internal_error_answers_500_and_never_forwards():
         assert f.response is not None and f.response.status_code == 500
         assert "internal error" in f.response.headers["X-Xblreplay-Reason"]
         assert f.request.host == "achievements.xboxlive.com"  # not redirected anywhere
+
+
+def test_pretty_host_reads_as_mitmproxy_reads_it():
+    from xblreplay.mitm.translate import pretty_host
+
+    hosts = ["achievements.xboxlive.com", "ACHIEVEMENTS.xboxlive.com:443", "achievements.xboxlive.com:8443",
+             "[::1]:8080", "xn--bcher-kva.example", "bücher.example", "10.0.0.1", ""]
+    for host in hosts * 2:  # the second read of each comes from the kept parse
+        f = achievements_flow("/users/xuid(1)/achievements")
+        if host:
+            f.request.headers["Host"] = host
+        else:
+            del f.request.headers["Host"]
+        assert pretty_host(f.request) == f.request.pretty_host, host
+    f = achievements_flow("/users/xuid(1)/achievements")
+    f.request.http_version, f.request.authority = "HTTP/2.0", "example.com:443"
+    assert pretty_host(f.request) == f.request.pretty_host == "example.com"
+
+
+def test_summary_counts_call_pattern_episodes_and_their_requests(tmp_path):
+    from xblreplay.proxy import close_log
+
+    async def run() -> dict:
+        addon = Achievements()
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, achievements_cassettes=str(EXAMPLE), achievements_log=str(tmp_path / "log.jsonl"))
+            path = f"/users/xuid({XUID})/achievements?titleId=1829000002&maxItems=3"
+            for _ in range(4):  # one repeated-request episode: reported on the second, counted on 3
+                f = achievements_flow(path)
+                f.response = None
+                await addon.request(f)
+                addon.response(f)
+            return close_log(addon.config)
+
+    summary = asyncio.run(run())
+    assert summary["call_patterns"]["repeated-request"] == 1
+    assert summary["call_pattern_episodes"] == {"repeated-request": {"episodes": 1, "requests": 3, "longest": 3}}
+    entries = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [[v["code"] for v in e.get("violations", ()) if v["rule"] == "call-pattern"] for e in entries[:4]] == [
+        [], ["repeated-request"], [], []]
+    assert entries[-1]["summary"]["call_pattern_episodes"] == summary["call_pattern_episodes"]

@@ -20,10 +20,18 @@ Every line is valid UTF-8, whatever the client sent: in ``url`` each byte that w
 (mitmproxy hands them over as lone surrogates) is written percent-encoded, ``%FF``, so the URL
 reads as the bytes that went over the wire; in any other field such a byte is written as a
 ``\\udcff`` escape (:func:`model.readable`).
+
+Writing. Lines are gathered and appended together, at most ``FLUSH_AFTER_S`` after the first of
+them (at once with no event loop running, or once ``FLUSH_CHARS`` are waiting), each batch in one
+``write`` of whole lines to a file opened for appending: a reader never sees half a line, and a
+busy proxy makes one system call per batch, not per request. :meth:`ValidationLog.close` (a
+clean stop of mitmdump) writes everything, the summary last. A proxy killed without a clean stop
+(SIGKILL, a crash) loses the lines of its last ``FLUSH_AFTER_S`` at most; no line is cut.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -33,10 +41,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .model import Violation, readable
 from .redact import Removal, SecretPattern, scrub_line
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Waiting lines are written this long after the first of them at the latest, or once this many
+# characters wait (see the module's docstring).
+FLUSH_AFTER_S = 0.1
+FLUSH_CHARS = 1 << 16
 
 
 def wire_url(url: str) -> str:
@@ -62,9 +76,29 @@ def _readable(value: Any) -> Any:
     return value
 
 
+_second: tuple[datetime | None, str] = (None, "")  # the last whole second stamped, and its text
+
+
 def utc_stamp(ts: float | None = None) -> str:
+    """``ts`` (now when None) as the log writes times: UTC, milliseconds, ``Z``."""
+    global _second
     dt = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else datetime.now(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    whole = dt.replace(microsecond=0)
+    last, text = _second
+    if whole != last:  # formatted once a second: every line of a busy second shares it
+        text = whole.strftime("%Y-%m-%dT%H:%M:%S.")
+        _second = (whole, text)
+    return f"{text}{dt.microsecond // 1000:03d}Z"
+
+
+def _dumps(entry: dict[str, Any]) -> str:
+    """``entry`` as one JSON line: UTF-8 text as it is, no spaces (``json.dumps`` with
+    ``ensure_ascii=False`` and compact separators writes the same line, and is the fallback for
+    what orjson refuses: lone surrogates, integers over 64 bits)."""
+    try:
+        return orjson.dumps(entry).decode()
+    except TypeError:
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
 class ValidationLog:
@@ -73,8 +107,11 @@ class ValidationLog:
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else None
-        self._fh = None
+        self._fd: int | None = None
         self._lock = threading.Lock()
+        self._waiting: list[str] = []  # lines not written yet, each ending in a newline
+        self._waiting_chars = 0
+        self._flush_at: asyncio.TimerHandle | None = None
         self.requests = 0
         self.by_rule: Counter[str] = Counter()
         self.by_code: Counter[str] = Counter()
@@ -84,8 +121,7 @@ class ValidationLog:
         self.not_recorded = 0  # exchanges a recording mode could not record
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Line-buffered append: every entry is on disk as soon as it is written.
-            self._fh = open(self.path, "a", encoding="utf-8", buffering=1)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
     def write(
         self,
@@ -124,15 +160,15 @@ class ValidationLog:
             entry["redactions"] = [r.to_dict() for r in redactions]
         if not_recorded:
             entry["not_recorded"] = not_recorded
-        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        line = _dumps(entry)
         if _SURROGATE.search(line):  # client text that was not UTF-8 (a method, a message)
             entry = _readable(entry)
-            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+            line = _dumps(entry)
         line, scrubbed = scrub_line(line, secrets)
         if scrubbed:
             entry = json.loads(line)
             entry["log_redactions"] = scrubbed
-            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+            line = _dumps(entry)
         with self._lock:
             self.requests += 1
             self.by_status[status if status is not None else 0] += 1
@@ -144,9 +180,42 @@ class ValidationLog:
                 self.by_rule[v.rule] += 1
                 if v.code:
                     self.by_code[v.code] += 1
-            if self._fh is not None:
-                self._fh.write(line + "\n")
+            if self._fd is not None:
+                self._waiting.append(line + "\n")
+                self._waiting_chars += len(line) + 1
+                if self._waiting_chars >= FLUSH_CHARS or not self._flush_later():
+                    self._write_waiting()
         return entry
+
+    def _flush_later(self) -> bool:
+        """Makes sure the waiting lines are written within FLUSH_AFTER_S; False when no event
+        loop runs here to do it (they are to be written now)."""
+        if self._flush_at is not None:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_at = loop.call_later(FLUSH_AFTER_S, self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Writes the waiting lines (what the timer calls)."""
+        with self._lock:
+            self._flush_at = None
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """One write of whole lines (the lock held). A timer set stays: cancelled, it would sit
+        in the event loop's queue until its time; it finds the lines written since, or none."""
+        if not self._waiting or self._fd is None:
+            return
+        data = "".join(self._waiting).encode("utf-8")
+        self._waiting.clear()
+        self._waiting_chars = 0
+        view = memoryview(data)
+        while view:  # a regular file takes it whole but for a full disk or a signal
+            view = view[os.write(self._fd, view):]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -167,8 +236,14 @@ class ValidationLog:
         if extra:
             summary.update(extra)
         with self._lock:
-            if self._fh is not None:
-                self._fh.write(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
-                self._fh.close()
-                self._fh = None
+            if self._flush_at is not None:
+                self._flush_at.cancel()
+                self._flush_at = None
+            if self._fd is not None:
+                self._waiting.append(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
+                try:
+                    self._write_waiting()
+                finally:
+                    os.close(self._fd)
+                    self._fd = None
         return summary

@@ -27,7 +27,7 @@ from ..model import HOST
 from ..proxy import Configuration, FlowState, Policy, build, close_log, exchange_secrets, judge, log_exchange, shown_url
 from ..proxy import options as xopts
 from ..proxy.options import ConfigError
-from .translate import lowercase_headers, make_response, reply_of
+from .translate import lowercase_headers, make_response, pretty_host, reply_of
 
 logger = logging.getLogger("xblreplay")
 
@@ -176,7 +176,7 @@ class Achievements:
         # the client named before the request hook runs: in replay, or with achievements_upstream,
         # it must go nowhere. A Content-Length says so now; a body that outgrows the bound as it
         # arrives is stopped at server_connect. The error hook logs both.
-        if flow.request.pretty_host != HOST or self._to_service():
+        if pretty_host(flow.request) != HOST or self._to_service():
             return
         if flow.request.stream:
             flow.kill()
@@ -201,7 +201,7 @@ class Achievements:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         self._unhooked.pop(flow, None)
-        if flow.request.pretty_host != HOST:
+        if pretty_host(flow.request) != HOST:
             return
         try:
             await self._answer_request(flow)
@@ -272,10 +272,11 @@ class Achievements:
         if state is None or flow.response is None:
             return
         resp = flow.response
-        altered = judge(self.config, state, reply_of(resp), lambda: resp.content)
+        reply = reply_of(resp)
+        altered = judge(self.config, state, reply, lambda: resp.content)
         if altered is not None:
             resp.content = altered
-        self._log(flow, state, resp.status_code)
+        log_exchange(self.config, state, resp.status_code, reply.headers.get("retry-after"))
         if state.recorded and self.recorder is not None and self.recorder.backlog() > self.recorder.backlog_limit:
             return self._drain()  # mitmproxy awaits it: this flow waits, the event loop does not
         return None
@@ -308,7 +309,7 @@ class Achievements:
             self._restore(flow, state)
         if state is not None and not effect(state.fault).drops:
             self._log(flow, state, None)
-        elif state is None and flow.request.stream and flow.request.pretty_host == HOST:
+        elif state is None and flow.request.stream and pretty_host(flow.request) == HOST:
             self._refused_request(flow)
 
     def _refused_request(self, flow: http.HTTPFlow) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 
-from ..redact import redact_url
 from ..traffic import caller_key, retry_after_seconds
 from .configuration import Configuration
 from .state import FlowState
@@ -28,7 +27,7 @@ def log_exchange(config: Configuration, state: FlowState, status: int | None, re
     # Both lines are written from the entry the log scrubbed of the exchange's secrets.
     secrets = state.secrets()
     entry = config.log.write(
-        method=state.method, url=redact_url(state.url, secrets), mode=config.mode,
+        method=state.method, url=state.logged_url(), mode=config.mode,
         endpoint=state.check.endpoint, status=status, source=source, latency_ms=latency_ms,
         violations=violations, reason=state.answer.reason if state.answer else "",
         redactions=state.redactions, secrets=secrets, not_recorded=state.not_recorded,

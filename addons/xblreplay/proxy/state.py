@@ -4,6 +4,7 @@ recorder is handed (:func:`exchange`, for live traffic and flow files alike)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,13 +49,43 @@ class FlowState:
     too_deep: bool = False  # the response body is JSON nested too deep to read
     recorded: bool = False  # handed to the recorder
     not_recorded: str = ""  # why a recording mode did not record it (the log's not_recorded)
-    _secrets: tuple | None = None  # (the exchange's SecretPattern or None,) once found
+    _seen: tuple | None = None  # (the exchange's SecretPattern or None, its logged URL) once found
 
     def secrets(self) -> SecretPattern | None:
         """The exchange's secrets, found once per flow for every line written about it."""
-        if self._secrets is None:
-            self._secrets = (exchange_secrets(self.url, self.headers),)
-        return self._secrets[0]
+        return self._written()[0]
+
+    def logged_url(self) -> str:
+        """The URL as the validation log writes it: allow-listed, the exchange's secrets removed."""
+        return self._written()[1]
+
+    def _written(self) -> tuple[SecretPattern | None, str]:
+        if self._seen is None:
+            self._seen = written_forms(self.url, self.headers)
+        return self._seen
+
+
+# Requests whose URL and header values are longer than this (in characters, together) are not
+# kept in the cache of written forms: it holds at most 256 of them, and their secrets.
+CACHED_REQUEST_CHARS = 8192
+
+
+def written_forms(url: str, headers: dict[str, str]) -> tuple[SecretPattern | None, str]:
+    """(the exchange's secrets, its URL as the log writes it). A client sends the same request,
+    with the same Authorization, again and again: both are kept for the 256 requests seen last,
+    since finding the secrets (a shape check of every header) and allow-listing the URL cost more
+    than the rest of the log line."""
+    if len(url) + sum(map(len, headers.values())) > CACHED_REQUEST_CHARS:
+        return _written_forms(url, tuple(headers.items()))
+    return _cached_forms(url, tuple(headers.items()))
+
+
+def _written_forms(url: str, header_items: tuple[tuple[str, str], ...]) -> tuple[SecretPattern | None, str]:
+    secrets = exchange_secrets(url, dict(header_items))
+    return secrets, redact_url(url, secrets)
+
+
+_cached_forms = functools.lru_cache(maxsize=256)(_written_forms)
 
 
 def exchange_secrets(url: str, headers: dict[str, str]) -> SecretPattern | None:

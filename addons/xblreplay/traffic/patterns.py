@@ -121,8 +121,8 @@ class CallPatterns:
         self._pairs: OrderedDict[tuple[int, str], _Pair] = OrderedDict()
         self._requests: OrderedDict[tuple[int, str, str], _Request] = OrderedDict()
         self._counts: Counter[str] = Counter()  # episodes, by code
-        self._seen: Counter[str] = Counter()  # requests that showed a pattern, by code
-        self._longest: Counter[str] = Counter()  # requests in the longest episode, by code
+        self._seen = dict.fromkeys(CODES, 0)  # requests that showed a pattern, by code
+        self._longest = dict.fromkeys(CODES, 0)  # requests in the longest episode, by code
         self.forgotten_at_cap = {"pairs": 0, "requests": 0}  # forgotten because a cap was reached
 
     def observe(self, xuid: int, title: str, request_key: str, status: int,
@@ -176,7 +176,7 @@ class CallPatterns:
         counts = state.counts
         if counts is None:
             counts = state.counts = {}
-        n = counts[code] = 1 if new else counts.get(code, 0) + 1
+        n = counts[code] = 1 if new else counts[code] + 1  # an episode starts new
         self._seen[code] += 1
         if n > self._longest[code]:
             self._longest[code] = n
