@@ -26,6 +26,10 @@ from .verdicts import ItemCheck, Verdicts, shown
 from .wire import _Meta, _wire_meta
 
 LRU_SIZE = 64
+# Expanded compact entries kept, most recently served first: pages asked again (a title's first
+# page, a client refreshing) skip the expansion, while a sweep over every item holds no more
+# than this many (GC and RSS stay flat).
+EXPANDED_MAX = 512
 _NO_TITLE = 1 << 40  # sorts after every uint32 title id (R4 Title)
 
 
@@ -55,6 +59,7 @@ class _Dataset:
         self._sources: list[str] = []
         self._coverage = Coverage()
         self._verdicts = Verdicts()  # R7, per item and form served
+        self._expanded: OrderedDict[int, dict] = OrderedDict()  # position -> expansion, at most EXPANDED_MAX
         self._invalidate()
 
     def _invalidate(self) -> None:
@@ -124,6 +129,7 @@ class _Dataset:
             self._items[pos] = item
             self._meta[pos] = meta
             self._verdicts.forget(pos)
+            self._expanded.pop(pos, None)
             if (old.titles, old.category) != (meta.titles, meta.category):
                 self._unfile(pos, old)
                 self._file(pos, meta, append=False)
@@ -142,6 +148,7 @@ class _Dataset:
         old, meta = self._meta[pos], _wire_meta(item, self.shape)
         self._items[pos], self._meta[pos] = item, meta
         self._verdicts.forget(pos)
+        self._expanded.pop(pos, None)
         for t in meta.titles:
             self._stats.pop(t, None)
         self._history = None
@@ -193,10 +200,21 @@ class _Dataset:
         return self._by_title.keys()
 
     def wire(self, pos: int) -> dict:
-        """The wire item at ``pos``. A compact entry is expanded each time (a few microseconds)
-        and not kept: the dataset holds what it loaded, not every item a client ever paged to."""
+        """The wire item at ``pos``. A compact entry is expanded when served (a few microseconds)
+        and only the last EXPANDED_MAX expansions are kept: the dataset holds what it loaded, not
+        every item a client ever paged to."""
         item = self._items[pos]
-        return item.expand(self.shape) if isinstance(item, _Compact) else item
+        if not isinstance(item, _Compact):
+            return item
+        expanded = self._expanded
+        wire = expanded.get(pos)
+        if wire is not None:
+            expanded.move_to_end(pos)
+            return wire
+        wire = expanded[pos] = item.expand(self.shape)
+        if len(expanded) > EXPANDED_MAX:
+            expanded.popitem(last=False)
+        return wire
 
     def served(self, positions: list[int], in_form: int, check: ItemCheck | None
                ) -> tuple[list[dict], list[tuple[int, tuple[tuple[str, str], ...]]]]:
