@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -198,8 +197,10 @@ class Answer:
     item_violations: list[list[Violation]] = field(default_factory=list)
 
     def body_bytes(self) -> bytes:
-        """The body as sent: JSON, compact, non-ASCII as UTF-8 (``json.dumps(separators=(",",
-        ":"), ensure_ascii=False)``, byte for byte)."""
+        """The body as sent: compact JSON, non-ASCII as UTF-8, written by orjson. It is the bytes
+        ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` writes, but for the spelling of
+        floats below 1e-4 (``1e-5`` for ``1e-05``: the same number). What orjson cannot write (an
+        int beyond 64 bits, a key that is not a string) goes through json."""
         if self.body is None:
             return b""
         if isinstance(self.body, (bytes, bytearray)):
@@ -208,29 +209,6 @@ class Answer:
             out = orjson.dumps(self.body)
         except TypeError:  # an int beyond 64 bits, a key that is not a string, a lone surrogate
             out = None
-        if out is None or _spelled_apart(out):
+        if out is None:
             return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         return out
-
-
-# orjson writes a float below 1e-4 as 0.0000… or with a one-digit exponent (1e-7), where Python
-# writes 1e-05 and 1e-07; every other float, int and string it writes as json.dumps does. Such a
-# number ends at ",", "]", "}" (or the end) and starts after ":", ",", "[" (or its "-", or is the
-# whole body); text inside a string that merely looks like one only costs the json.dumps it
-# would have cost anyway.
-_ORJSON_SPELLINGS = (re.compile(rb"0\.0000\d*(?:[,\]}]|\Z)"), re.compile(rb"e-\d(?:[,\]}]|\Z)"))
-_MANTISSA = frozenset(b"0123456789.")
-
-
-def _spelled_apart(out: bytes) -> bool:
-    """Whether orjson's ``out`` may hold a float json.dumps spells otherwise."""
-    if b"e-" not in out and b"0.0000" not in out:  # the common case, found at memchr speed
-        return False
-    for spelling in _ORJSON_SPELLINGS:
-        for found in spelling.finditer(out):
-            i = found.start() - 1
-            while i >= 0 and out[i] in _MANTISSA:
-                i -= 1
-            if i < 0 or out[i] in b":,[-":
-                return True
-    return False
