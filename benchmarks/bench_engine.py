@@ -43,7 +43,7 @@ from xblreplay import DEFAULT_RULES_DIR  # noqa: E402
 from xblreplay.replay import Replayer  # noqa: E402
 from xblreplay.contract.validator import Validator  # noqa: E402
 from xblreplay.engine import DatasetStore  # noqa: E402
-from xblreplay.engine.compact import hand_titles  # noqa: E402
+from xblreplay.engine.expand import expand  # noqa: E402
 from xblreplay.model import ORDERS, AchievementsQuery  # noqa: E402
 
 XUID = 2533274800000001
@@ -180,9 +180,13 @@ def sweep(size: int) -> None:
         costs.append(time.perf_counter() - t0)
         assert answer.status == 200 and not found, (answer.status, found)
     grown, memory = len(gc.get_objects()) - objects, rss() - memory
-    compact = [item for _, _, items in hand_titles(make_entry(2000)["titles"], "V2") for item in items]
-    expand = {shape: median_us_per(lambda item, s=shape: item.expand(s), compact) for shape in ("V2", "V1")}
-    print(f"expanding a compact entry, per item: median V2 {expand['V2']:.2f} us, V1 {expand['V1']:.2f} us")
+    small = DatasetStore()
+    small.add_hand_dataset(make_entry(2000))
+    (ds,) = small._datasets.values()
+    rows = ds._rows
+    cost = {shape: median_us_per(lambda pos, s=shape: expand(rows, rows.row(pos), s), range(len(rows)))
+            for shape in ("V2", "V1")}
+    print(f"expanding a compact entry, per item: median V2 {cost['V2']:.2f} us, V1 {cost['V1']:.2f} us")
     t0 = time.perf_counter()
     gc.collect()
     full = time.perf_counter() - t0

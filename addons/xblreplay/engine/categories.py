@@ -6,6 +6,7 @@ category, so a query reads only the position lists of the categories it selects.
 
 from __future__ import annotations
 
+from array import array
 from functools import lru_cache
 
 UNLOCKED, CHALLENGE = 1, 2
@@ -16,9 +17,9 @@ def category(unlocked: bool, challenge: bool) -> int:
     return (UNLOCKED if unlocked else 0) | (CHALLENGE if challenge else 0)
 
 
-def per_category() -> list[list[int]]:
-    """One empty list of item positions per category, indexed by category."""
-    return [[] for _ in ALL_CATEGORIES]
+def per_category() -> list[array]:
+    """One empty list of item positions (4 bytes each) per category, indexed by category."""
+    return [array("I") for _ in ALL_CATEGORIES]
 
 
 @lru_cache(maxsize=16)  # a handful of distinct arguments exist; asked once per query

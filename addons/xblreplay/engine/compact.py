@@ -1,62 +1,90 @@
-"""Hand-written datasets (a cassette's `datasets:`): their titles read and checked, and compact
-achievement entries expanded into wire objects (V1 or V2) the first time a page shows them."""
+"""Hand-written datasets (a cassette's `datasets:`): their titles read and checked, and their
+compact achievement entries checked and held column-wise, one row per dataset position, expanded
+into a wire object (V1 or V2) when a page shows one.
+
+A title whose entries are all plain (the types a cassette's schema asks for, times already in the
+wire form) is taken in whole, column by column; any other entry is read on its own (`row_of`),
+which also says what is wrong with a malformed one. Rows of other items (recorded wire objects)
+are blank placeholders, so that a row is a position.
+"""
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import re
+from array import array
+from typing import Any, Iterable, NamedTuple
 
 from ..model import NEVER, TYPES
-from .categories import category
-from .wire import V1_ACHIEVED, V1_ONLINE, V1_SHOW, V1_TYPE, ZERO_GUID, _as_int, _Meta, derived_scid, wire_time
+from .texts import Texts
+from .wire import _as_int, derived_scid, wire_time
+
+# Row flags: the category bits (categories.py), then which optional fields the entry had.
+UNLOCKED, CHALLENGE, NAMED, LOCKED_TEXT, SECRET, PROGRESS, ICON = 1, 2, 4, 8, 16, 32, 64
+_PLAIN_KEYS = frozenset(("id", "name", "description", "lockedDescription", "gamerscore", "type", "unlocked",
+                         "progress", "secret", "window", "rarity", "icon"))
+# Times already in the wire form, 28 characters each: a run of them is checked in one match.
+_WIRE_TIMES = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z)*")
+_GAP = object()  # an absent key (None may be written)
+_INT64 = 1 << 63
 
 
-def hand_titles(titles: Iterable[dict], shape: str) -> Iterator[tuple[int, str, Iterator[dict | _Compact]]]:
-    """Each hand-written title: its id, its name and its achievements in order, compact entries
-    wrapped (a full wire object has `serviceConfigId` in V2, `flags` in V1); ValueError when one
-    is malformed."""
-    full_key = "serviceConfigId" if shape == "V2" else "flags"
-    for title in titles:
-        tid = _as_int(title.get("id"))
-        if tid is None:
-            raise ValueError(f"title id must be a non-negative integer, not {title.get('id')!r}")
-        name = str(title.get("name", f"Title {tid}"))
-        scid = str(title.get("scid") or derived_scid(tid)).lower()
-        yield tid, name, _achievements(title.get("achievements") or (), tid, name, scid, full_key)
+class Row(NamedTuple):
+    """One compact entry, read and checked."""
+
+    title: int  # index in the dataset's title table
+    number: int
+    seq: int  # its place in its title (V1 sequence)
+    flags: int
+    score: int
+    progress: tuple[int, int] | None
+    unlocked: str  # wire time, "" when locked
+    window: tuple[str, str] | None  # wire times
+    name: str
+    description: str
+    locked: str  # lockedDescription
+    icon: Any
+    rarity: dict | None
 
 
-def _achievements(entries: Iterable, tid: int, name: str, scid: str, full_key: str) -> Iterator[dict | _Compact]:
-    for seq, a in enumerate(entries):
-        if not isinstance(a, dict):
-            raise ValueError(f"title {tid}: an achievement must be a mapping, not {a!r}")
-        yield a if full_key in a else _Compact(a, tid, name, scid, seq)
+def read_title(title: dict, shape: str) -> tuple[int, str, str]:
+    """(id, name, serviceConfigId) of a hand-written title; ValueError when its id is malformed."""
+    tid = _as_int(title.get("id"))
+    if tid is None:
+        raise ValueError(f"title id must be a non-negative integer, not {title.get('id')!r}")
+    name = str(title.get("name", f"Title {tid}"))
+    return tid, name, str(title.get("scid") or derived_scid(tid)).lower()
 
 
-class _Compact:
-    """A compact hand-written entry with its title context, expanded on first output."""
+class _Compact(NamedTuple):
+    """A view of a compact entry held in a dataset's columns (nothing copied)."""
 
-    __slots__ = ("entry", "title_id", "title_name", "scid", "sequence", "unlocked", "window")
+    rows: "HandColumns"
+    row: int
 
-    def __init__(self, entry: dict, title_id: int, title_name: str, scid: str, sequence: int) -> None:
+    @staticmethod
+    def read(entry: dict, title: int, tid: int, seq: int) -> Row:
+        """A compact entry of title ``tid`` (row ``title`` of the title table) read as a row;
+        ValueError naming what is malformed."""
         def bad(what: str) -> ValueError:
-            return ValueError(f"title {title_id} achievement {entry.get('id')!r}: {what}")
+            return ValueError(f"title {tid} achievement {entry.get('id')!r}: {what}")
 
-        if _as_int(entry.get("id")) is None:
+        number = _as_int(entry.get("id"))
+        if number is None:
             raise bad("`id` must be a non-negative integer")
         if entry.get("type", "Persistent") not in TYPES:
             raise bad(f"`type` must be one of {', '.join(TYPES)}")
-        self.unlocked = None
+        unlocked = ""
         if entry.get("unlocked") is not None:
-            self.unlocked = wire_time(entry["unlocked"])
-            if self.unlocked is None:
+            unlocked = wire_time(entry["unlocked"]) or ""
+            if not unlocked:
                 raise bad("`unlocked` must be an ISO time")
-            if self.unlocked == NEVER:
-                self.unlocked = None
+            if unlocked == NEVER:
+                unlocked = ""
         progress = entry.get("progress")
-        if progress is not None and not (
-            isinstance(progress, list) and len(progress) == 2 and all(_as_int(p) is not None for p in progress)
-        ):
-            raise bad("`progress` must be [current, target]")
-        self.window = None
+        if progress is not None:
+            if not (isinstance(progress, list) and len(progress) == 2 and all(_as_int(p) is not None for p in progress)):
+                raise bad("`progress` must be [current, target]")
+            progress = (_as_int(progress[0]), _as_int(progress[1]))
         window = entry.get("window")
         if window is not None:
             if entry.get("type", "Challenge") != "Challenge":
@@ -64,99 +92,199 @@ class _Compact:
             bounds = (wire_time(window.get("start")), wire_time(window.get("end"))) if isinstance(window, dict) else ()
             if len(bounds) != 2 or None in bounds:
                 raise bad("`window` must be {start, end} ISO times")
-            self.window = {"startDate": bounds[0], "endDate": bounds[1]}
-        self.entry, self.title_id, self.title_name, self.scid, self.sequence = (
-            entry, title_id, title_name, scid, sequence)
+            window = bounds
+        try:
+            score = int(entry.get("gamerscore", 0))
+        except (TypeError, ValueError):
+            raise bad("`gamerscore` must be an integer") from None
+        challenge = entry.get("type", "Challenge" if window else "Persistent") == "Challenge"
+        flags = ((UNLOCKED if unlocked else 0) | (CHALLENGE if challenge else 0) | (NAMED if "name" in entry else 0)
+                 | (LOCKED_TEXT if "lockedDescription" in entry else 0) | (SECRET if entry.get("secret", False) else 0)
+                 | (PROGRESS if progress is not None else 0) | (ICON if isinstance(entry.get("icon"), str) else 0))
+        rarity = entry.get("rarity")
+        return Row(title, number, seq, flags, score, progress, unlocked, window,
+                   str(entry["name"]) if "name" in entry else "", str(entry.get("description", "")),
+                   str(entry.get("lockedDescription", "")), entry.get("icon"),
+                   None if rarity is None else dict(rarity))
 
-    @property
-    def challenge(self) -> bool:
-        return self.entry.get("type", "Challenge" if self.window else "Persistent") == "Challenge"
 
-    def meta(self, shape: str) -> _Meta:
-        number = int(self.entry["id"])
-        return _Meta(
-            (self.scid, str(number)) if shape == "V2" else (self.title_id, number),
-            (self.title_id,),
-            number,
-            category(self.unlocked is not None, self.challenge),
-            self.unlocked[:-1] if self.unlocked else "",
-            self.window["endDate"][:-1] if self.window else None,
-        )
+def _kinds(values: list) -> set:
+    return set(map(type, values))
 
-    def facts(self, shape: str) -> tuple[int, bool, str, str]:
-        """(Gamerscore, InProgress, serviceConfigId, title name), without expanding the entry."""
-        in_progress = self.unlocked is None and self.entry.get("progress") is not None
-        return (int(self.entry.get("gamerscore", 0)), in_progress and shape == "V2",
-                self.scid if shape == "V2" else "", self.title_name)
 
-    def expand(self, shape: str) -> dict:
-        return self._v2() if shape == "V2" else self._v1()
+class HandColumns:
+    """The compact rows of one dataset, column by column, and the table of its hand-written titles."""
 
-    def _v2(self) -> dict:
-        e, number = self.entry, int(self.entry["id"])
-        progress = e.get("progress")
-        current, target = (str(progress[0]), str(progress[1])) if progress else (None, "1")
-        if self.unlocked:
-            state = "Achieved"
-            if current is None:
-                current = target
-        else:
-            state = "InProgress" if progress else "NotStarted"
-        item = {
-            "id": str(number),
-            "serviceConfigId": self.scid,
-            "name": str(e.get("name", f"Achievement {number}")),
-            "titleAssociations": [{"name": self.title_name, "id": self.title_id}],
-            "progressState": state,
-            "progression": {
-                "requirements": [{
-                    "id": ZERO_GUID, "current": current, "target": target, "operationType": "Sum",
-                    "valueType": "Integer", "ruleParticipationType": "Individual",
-                }],
-                "timeUnlocked": self.unlocked or NEVER,
-            },
-            "mediaAssets": [{"name": "Icon", "type": "Icon", "url": e.get("icon")}],
-            "platforms": ["Durango"],
-            "isSecret": bool(e.get("secret", False)),
-            "description": str(e.get("description", "")),
-            "lockedDescription": str(e.get("lockedDescription", e.get("description", ""))),
-            "productId": f"{self.title_id:08x}-0000-0000-0000-{number:012x}",
-            "achievementType": "Challenge" if self.challenge else "Persistent",
-            "participationType": "Individual",
-            "timeWindow": dict(self.window) if self.window else None,
-            "rewards": [{
-                "name": None, "description": None, "value": str(int(e.get("gamerscore", 0))),
-                "type": "Gamerscore", "valueType": "Int", "mediaAsset": None,
-            }],
-            "estimatedTime": "00:00:00",
-            "deeplink": None,
-            "isRevoked": False,
-        }
-        if e.get("rarity") is not None:
-            item["rarity"] = dict(e["rarity"])
-        return item
+    def __init__(self) -> None:
+        self.title_ids = array("q")
+        self.title_names = Texts()
+        self.title_scids: list[str] = []
+        self._title, self._number, self._seq, self._score = array("I"), array("q"), array("I"), array("q")
+        self._flags = bytearray()
+        self._progress = array("q")  # current, target per row
+        self._unlocked, self._name, self._description, self._locked, self._icon = (
+            Texts(), Texts(), Texts(), Texts(), Texts())
+        self.windows: dict[int, tuple[str, str]] = {}  # row -> (start, end)
+        self._odd: dict[int, dict[str, Any]] = {}  # row -> values the columns cannot hold
 
-    def _v1(self) -> dict:
-        e, number = self.entry, int(self.entry["id"])
-        unlocked = self.unlocked is not None
-        item = {
-            "id": number,
-            "titleId": self.title_id,
-            "name": str(e.get("name", f"Achievement {number}")),
-            "sequence": self.sequence,
-            "flags": V1_SHOW | V1_TYPE | (V1_ACHIEVED | V1_ONLINE if unlocked else 0),
-            "unlockedOnline": unlocked,
-            "unlocked": unlocked,
-            "isSecret": bool(e.get("secret", False)),
-            "platform": 15 if unlocked else 255,
-            "gamerscore": int(e.get("gamerscore", 0)),
-            "imageId": number,
-            "description": str(e.get("description", "")),
-            "lockedDescription": str(e.get("lockedDescription", e.get("description", ""))),
-            "type": 1,
-            "isRevoked": False,
-            "timeUnlocked": self.unlocked or NEVER,
-        }
-        if e.get("rarity") is not None:
-            item["rarity"] = dict(e["rarity"])
-        return item
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def add_title(self, tid: int, name: str, scid: str) -> int:
+        self.title_ids.append(tid)
+        self.title_names.extend([name])
+        self.title_scids.append(scid)
+        return len(self.title_ids) - 1
+
+    def placeholder(self) -> None:
+        """A blank row (the position holds another kind of item)."""
+        self._append([Row(0, 0, 0, 0, 0, None, "", None, "", "", "", None, None)])
+
+    def append(self, row: Row) -> None:
+        self._append([row])
+
+    def _append(self, rows: list[Row]) -> None:
+        base = len(self)
+        for i, row in enumerate(rows, base):
+            odd = {k: v for k, v in (("number", row.number), ("score", row.score)) if not -_INT64 <= v < _INT64}
+            if row.progress is not None and not all(-_INT64 <= p < _INT64 for p in row.progress):
+                odd["progress"] = row.progress
+            if row.icon is not None and not isinstance(row.icon, str):
+                odd["icon"] = row.icon
+            if row.rarity is not None:
+                odd["rarity"] = row.rarity
+            if odd:
+                self._odd[i] = odd
+            if row.window is not None:
+                self.windows[i] = row.window
+        fits = [r._replace(number=0 if "number" in self._odd.get(i, ()) else r.number,
+                           score=0 if "score" in self._odd.get(i, ()) else r.score,
+                           progress=None if "progress" in self._odd.get(i, ()) else r.progress)
+                for i, r in enumerate(rows, base)]
+        self._fill(fits)
+
+    def _fill(self, rows: list[Row]) -> None:
+        self._title.extend(r.title for r in rows)
+        self._number.extend(r.number for r in rows)
+        self._seq.extend(r.seq for r in rows)
+        self._score.extend(r.score for r in rows)
+        self._flags.extend(r.flags for r in rows)
+        for r in rows:
+            self._progress.extend(r.progress or (0, 0))
+        self._unlocked.extend(r.unlocked for r in rows)
+        self._name.extend(r.name for r in rows)
+        self._description.extend(r.description for r in rows)
+        self._locked.extend(r.locked for r in rows)
+        self._icon.extend(r.icon if isinstance(r.icon, str) else "" for r in rows)
+
+    def append_plain(self, title: int, entries: list) -> array | None:
+        """The entries of title row ``title`` appended when they are all plain compact entries with
+        distinct ids: their ids (in order); None, and nothing appended, otherwise."""
+        m = len(entries)
+        if not m:
+            return array("q")
+        if _kinds(entries) != {dict}:
+            return None
+        keys = set().union(*entries)
+        if not keys <= _PLAIN_KEYS:
+            return None
+        try:
+            ids = [e["id"] for e in entries]
+            numbers = array("q", ids)
+        except (KeyError, TypeError, OverflowError):
+            return None
+        if _kinds(ids) != {int} or min(numbers) < 0 or len(set(ids)) != m:
+            return None
+        col = {k: [e.get(k, _GAP) for e in entries] for k in keys if k != "id"}
+        gap, gaps = type(_GAP), [_GAP] * m
+        allowed = {"name": {str}, "description": {str}, "lockedDescription": {str}, "gamerscore": {int},
+                   "type": {str}, "unlocked": {str, type(None)}, "progress": {list, type(None)},
+                   "secret": {bool}, "window": {dict, type(None)}, "rarity": {dict, type(None)},
+                   "icon": {str, type(None)}}
+        if any(not _kinds(values) <= allowed[k] | {gap} for k, values in col.items()):
+            return None
+        kinds = col.get("type", gaps)
+        if not set(kinds) <= {_GAP, *TYPES}:
+            return None
+        unlocked = [u if type(u) is str else "" for u in col.get("unlocked", gaps)]
+        windows = {i: (wire_time(w.get("start")), wire_time(w.get("end")))  # few: one by one
+                   for i, w in enumerate(col.get("window", gaps)) if type(w) is dict}
+        times = [u for u in unlocked if u]
+        if (any(None in pair for pair in windows.values()) or set(map(len, times)) - {28} or NEVER in times
+                or not _WIRE_TIMES.fullmatch("".join(times))):
+            return None
+        if any(kinds[i] not in (_GAP, "Challenge") for i in windows):
+            return None
+        progress = col.get("progress", gaps)
+        counts = array("q")
+        try:
+            for p in progress:
+                if type(p) is list:
+                    if len(p) != 2 or type(p[0]) is not int or type(p[1]) is not int:
+                        return None
+                    counts.extend(p)
+                else:
+                    counts.extend((0, 0))
+            scores = array("q", [0 if s is _GAP else s for s in col.get("gamerscore", gaps)])
+        except OverflowError:
+            return None
+        flags = bytearray(m)
+        for values, bit, present in (
+                (unlocked, UNLOCKED, bool), (col.get("name", gaps), NAMED, lambda v: v is not _GAP),
+                (col.get("lockedDescription", gaps), LOCKED_TEXT, lambda v: v is not _GAP),
+                (col.get("secret", gaps), SECRET, lambda v: v is True), (col.get("icon", gaps), ICON, lambda v: type(v) is str)):
+            for i in [i for i, v in enumerate(values) if present(v)]:
+                flags[i] |= bit
+        for i, k in enumerate(kinds):
+            if k == "Challenge" or (k is _GAP and i in windows):
+                flags[i] |= CHALLENGE
+        for i, p in enumerate(progress):
+            if type(p) is list:
+                flags[i] |= PROGRESS
+        base = len(self)
+        for i, r in enumerate(col.get("rarity", gaps)):
+            if type(r) is dict:
+                self._odd[base + i] = {"rarity": dict(r)}
+        for i, pair in windows.items():
+            self.windows[base + i] = pair
+        self._title.extend(array("I", [title]) * m)
+        self._number.extend(numbers)
+        self._seq.extend(range(m))
+        self._score.extend(scores)
+        self._flags.extend(flags)
+        self._progress.extend(counts)
+        self._unlocked.extend(unlocked)
+        for key, texts in (("name", self._name), ("description", self._description),
+                           ("lockedDescription", self._locked), ("icon", self._icon)):
+            texts.extend(v if type(v) is str else "" for v in col.get(key, gaps))
+        return numbers
+
+    # -- reading a row
+
+    def flags(self, row: int) -> int:
+        return self._flags[row]
+
+    def title_of(self, row: int) -> int:
+        return self.title_ids[self._title[row]]
+
+    def unlocked(self, row: int) -> str:
+        return self._unlocked[row]
+
+    def title_keys(self) -> list[tuple[int, int]]:
+        """(title id, number) of every row (R4 Title)."""
+        ids = self.title_ids or array("q", [0])  # placeholders name title row 0
+        keys = [(ids[t], n) for t, n in zip(self._title, self._number)]
+        for row, odd in self._odd.items():
+            if "number" in odd:
+                keys[row] = (keys[row][0], odd["number"])
+        return keys
+
+    def row(self, row: int) -> Row:
+        flags = self._flags[row]
+        odd = self._odd.get(row) or {}
+        progress = odd.get("progress") or (
+            (self._progress[2 * row], self._progress[2 * row + 1]) if flags & PROGRESS else None)
+        return Row(self._title[row], odd.get("number", self._number[row]), self._seq[row], flags,
+                   odd.get("score", self._score[row]), progress, self._unlocked[row], self.windows.get(row),
+                   self._name[row], self._description[row], self._locked[row],
+                   odd.get("icon", self._icon[row] if flags & ICON else None), odd.get("rarity"))

@@ -10,18 +10,21 @@ that item touches.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Iterable, KeysView
+from typing import Any, Iterable, KeysView, Sequence
 
 from ..model import AchievementsQuery
 from . import history
 from .categories import UNLOCKED, per_category
-from .compact import _Compact, hand_titles
+from .compact import HandColumns, Row, _Compact, read_title
 from .coverage import Coverage
-from .history import TitleStats
+from .expand import expand, facts, meta as row_meta
+from .history import TitleStats, wire_facts
+from .identity import Identities
 from .verdicts import ItemCheck, Verdicts, shown
 from .wire import _Meta, _wire_meta
 
@@ -49,10 +52,12 @@ class _Dataset:
     def __init__(self, xuid: int, shape: str, locale: str) -> None:
         self.xuid, self.shape, self.locale = xuid, shape, locale
         self.version: str | None = None  # V1 top-level version, as recorded
-        self._items: list[dict | _Compact] = []  # dataset order (R1)
-        self._meta: list[_Meta] = []
-        self._index: dict[tuple, int] = {}  # identity -> position
-        self._by_title: dict[int, list[list[int]]] = {}  # title -> per-category positions
+        self._size = 0  # positions, in dataset order (R1)
+        self._rows = HandColumns()  # compact entries by position (blank where a wire item is)
+        self._wire: dict[int, dict] = {}  # position -> wire item (recorded, updated, full hand-written)
+        self._wire_meta: dict[int, _Meta] = {}  # position -> what the engine reads from that item
+        self._ids = Identities(shape)  # identity -> position
+        self._by_title: dict[int, list[Sequence[int]]] = {}  # title -> per-category positions
         self._by_category = per_category()
         self._multi_title = False  # some item belongs to several titles
         self._title_names: dict[int, str] = {}  # names of hand-written titles (V1 items carry none)
@@ -64,10 +69,10 @@ class _Dataset:
 
     def _invalidate(self) -> None:
         self._cached = False  # set when any of the caches below is filled
-        self._ranks: dict[str, list[int]] = {}
-        self._windowed: tuple[list[str], list[int]] | None = None
-        self._global: dict[tuple, list[int]] = {}
-        self._lru: OrderedDict[tuple, list[int]] = OrderedDict()
+        self._ranks: dict[str, array] = {}
+        self._windowed: tuple[list[str], Sequence[int]] | None = None
+        self._global: dict[tuple, Sequence[int]] = {}
+        self._lru: OrderedDict[tuple, Sequence[int]] = OrderedDict()
         self._uncovered: list[int | None] | None = None
         self._stats: dict[int, TitleStats] = {}
         self._history: list[TitleStats] | None = None
@@ -91,43 +96,92 @@ class _Dataset:
             self._invalidate()
 
     def add_titles(self, titles: Iterable[dict], complete: bool, source: str) -> None:
-        """The titles of a hand-written dataset (see compact.hand_titles; ValueError when one is
-        malformed); `complete`: they and the list of the user's titles are complete (R2)."""
+        """The titles of a hand-written dataset (ValueError when one is malformed); `complete`: they
+        and the list of the user's titles are complete (R2).
+
+        A title whose entries are all plain compact entries with new identities is taken in whole
+        (see HandColumns.append_plain); any other is merged entry by entry."""
         self._add_source(source)
         added = []
-        for tid, name, achievements in hand_titles(titles, self.shape):
-            self._title_names[tid] = name
-            for item in achievements:
-                self.merge(item)
+        full_key = "serviceConfigId" if self.shape == "V2" else "flags"
+        rows = self._rows
+        for title in titles:
+            tid, name, scid = read_title(title, self.shape)
+            index = rows.add_title(tid, name, scid)
+            tid = rows.title_ids[index]  # a new int object: the document is not kept alive by it
+            self._title_names[tid] = rows.title_names[index]
+            entries = title.get("achievements") or ()
+            key = scid if self.shape == "V2" else tid
+            numbers = rows.append_plain(index, entries) if self._ids.free(key) and isinstance(entries, list) else None
+            if numbers is not None:
+                first = self._size
+                self._size += len(numbers)
+                self._ids.add_block(key, numbers, first)
+                self._file_block(tid, first, rows)
+            else:
+                for seq, a in enumerate(entries):
+                    if not isinstance(a, dict):
+                        raise ValueError(f"title {tid}: an achievement must be a mapping, not {a!r}")
+                    if full_key in a:
+                        self.merge(a)
+                    else:
+                        self._merge_row(_Compact.read(a, index, tid, seq))
             self._by_title.setdefault(tid, per_category())
             added.append(tid)
         self._coverage.add_titles(added, complete)
         self._invalidate()
 
+    def _file_block(self, tid: int, first: int, rows: HandColumns) -> None:
+        """Files the positions from ``first`` on (one title's new compact rows)."""
+        per_title = self._by_title.get(tid)
+        if per_title is None:
+            per_title = self._by_title[tid] = per_category()
+        flags = [rows.flags(pos) & 3 for pos in range(first, self._size)]
+        for c in range(4):
+            positions = [pos for pos, f in enumerate(flags, first) if f == c]
+            if positions:
+                self._by_category[c].extend(positions)
+                per_title[c].extend(positions)
+
     def _add_source(self, source: str) -> None:
         if source not in self._sources:
             self._sources.append(source)
 
-    def merge(self, item: dict | _Compact, replace: bool = True, keep_rarity: bool = False) -> None:
-        """R1: add an item, or replace the one with the same identity in its original position.
+    def merge(self, item: dict, replace: bool = True, keep_rarity: bool = False) -> None:
+        """R1: add a wire item, or replace the one with the same identity in its original position.
         ``keep_rarity``: the item comes from a page recorded under a contract without rarity
         (1 or 2), so the rarity known from a contract 3 or 4 recording stays (R6)."""
-        meta = item.meta(self.shape) if isinstance(item, _Compact) else _wire_meta(item, self.shape)
-        pos = self._index.get(meta.ident)
-        if keep_rarity and pos is not None and isinstance(item, dict) and "rarity" not in item:
+        meta = _wire_meta(item, self.shape)
+        pos = self._ids.get(meta.ident)
+        if keep_rarity and pos is not None and "rarity" not in item:
             known = self.wire(pos)  # a hand-written entry's rarity is known as well
             if "rarity" in known:
                 item = {**item, "rarity": known["rarity"]}
+        self._put(pos, item, meta, replace)
+
+    def _merge_row(self, row: Row) -> None:
+        """R1 for a compact entry: a new row, or the expanded entry replacing the item it names."""
+        meta = row_meta(self._rows, row, self.shape)
+        pos = self._ids.get(meta.ident)
         if pos is None:
-            pos = len(self._items)
-            self._index[meta.ident] = pos
-            self._items.append(item)
-            self._meta.append(meta)
+            self._rows.append(row)
+            self._put(None, None, meta, True)
+        else:
+            self._put(pos, expand(self._rows, row, self.shape), meta, True)
+
+    def _put(self, pos: int | None, item: dict | None, meta: _Meta, replace: bool) -> None:
+        """``item`` (None: the compact row just appended) at ``pos`` (None: a new position)."""
+        if pos is None:
+            pos = self._size
+            self._size += 1
+            self._ids.add(meta.ident, pos)
+            if item is not None:
+                self._rows.placeholder()
+                self._wire[pos], self._wire_meta[pos] = item, meta
             self._file(pos, meta, append=True)
         elif replace:
-            old = self._meta[pos]
-            self._items[pos] = item
-            self._meta[pos] = meta
+            old = self._meta(pos)
+            self._wire[pos], self._wire_meta[pos] = item, meta
             self._verdicts.forget(pos)
             self._expanded.pop(pos, None)
             if (old.titles, old.category) != (meta.titles, meta.category):
@@ -138,6 +192,13 @@ class _Dataset:
         if self._cached:
             self._invalidate()
 
+    def _meta(self, pos: int) -> _Meta:
+        return self._wire_meta.get(pos) or row_meta(self._rows, self._rows.row(pos), self.shape)
+
+    def _category(self, pos: int) -> int:
+        found = self._wire_meta.get(pos)
+        return found.category if found else self._rows.flags(pos) & 3
+
     def replace(self, pos: int, item: dict) -> None:
         """Put an updated wire item at `pos` (same identity), dropping only the caches it affects.
 
@@ -145,8 +206,8 @@ class _Dataset:
         it is refiled, the UnlockTime rank goes and so do the cached results that hold either
         category. Title order, time windows and coverage do not depend on progress.
         """
-        old, meta = self._meta[pos], _wire_meta(item, self.shape)
-        self._items[pos], self._meta[pos] = item, meta
+        old, meta = self._meta(pos), _wire_meta(item, self.shape)
+        self._wire[pos], self._wire_meta[pos] = item, meta
         self._verdicts.forget(pos)
         self._expanded.pop(pos, None)
         for t in meta.titles:
@@ -163,7 +224,7 @@ class _Dataset:
             for key in [k for k in cache if not touched.isdisjoint(k[1])]:
                 del cache[key]
 
-    def _lists(self, meta: _Meta) -> list[list[int]]:
+    def _lists(self, meta: _Meta) -> list[array]:
         by_title, c = self._by_title, meta.category
         lists = [self._by_category[c]]
         for t in meta.titles if len(meta.titles) < 2 else dict.fromkeys(meta.titles):
@@ -190,10 +251,16 @@ class _Dataset:
 
     def position(self, ident: tuple) -> int | None:
         """The position of the item with identity `ident` (R1), or None."""
-        return self._index.get(ident)
+        return self._ids.get(ident)
+
+    @property
+    def _items(self) -> list[dict | _Compact]:
+        """The item at each position: its wire object, or a view of its compact row."""
+        return [self._wire.get(pos) or _Compact(self._rows, pos) for pos in range(self._size)]
 
     def titles_of(self, pos: int) -> tuple[int, ...]:
-        return self._meta[pos].titles
+        found = self._wire_meta.get(pos)
+        return found.titles if found else (self._rows.title_of(pos),)
 
     def titles(self) -> KeysView[int]:
         """Every title an item or a hand-written entry names."""
@@ -203,20 +270,20 @@ class _Dataset:
         """The wire item at ``pos``. A compact entry is expanded when served (a few microseconds)
         and only the last EXPANDED_MAX expansions are kept: the dataset holds what it loaded, not
         every item a client ever paged to."""
-        item = self._items[pos]
-        if not isinstance(item, _Compact):
+        item = self._wire.get(pos)
+        if item is not None:
             return item
         expanded = self._expanded
         wire = expanded.get(pos)
         if wire is not None:
             expanded.move_to_end(pos)
             return wire
-        wire = expanded[pos] = item.expand(self.shape)
+        wire = expanded[pos] = expand(self._rows, self._rows.row(pos), self.shape)
         if len(expanded) > EXPANDED_MAX:
             expanded.popitem(last=False)
         return wire
 
-    def served(self, positions: list[int], in_form: int, check: ItemCheck | None
+    def served(self, positions: Sequence[int], in_form: int, check: ItemCheck | None
                ) -> tuple[list[dict], list[tuple[int, tuple[tuple[str, str], ...]]]]:
         """The items at ``positions`` in the form ``in_form`` (see verdicts), with (index in
         ``positions``, R7 findings) of each that ``check`` finds invalid (none when no check)."""
@@ -242,7 +309,7 @@ class _Dataset:
         return self._uncovered
 
     def info(self) -> DatasetInfo:
-        return DatasetInfo(self.xuid, self.shape, self.locale, len(self._items),
+        return DatasetInfo(self.xuid, self.shape, self.locale, self._size,
                            tuple(self._by_title), tuple(self._sources))
 
     def coverage_report(self) -> dict[str, Any]:
@@ -259,7 +326,7 @@ class _Dataset:
     # -- R3/R4: the ordered result of a query, as item positions
 
     def result(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], order: str,
-               now_key: str) -> list[int]:
+               now_key: str) -> Sequence[int]:
         if order == "EndingSoon":
             ends, _ = self._windows()
             key: tuple = (titles, categories, order, bisect_right(ends, now_key))
@@ -280,58 +347,66 @@ class _Dataset:
             self._lru.popitem(last=False)
         return found
 
-    def _ordered(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], order: str) -> list[int]:
+    def _ordered(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], order: str) -> Sequence[int]:
         if titles is None:
             parts = [self._by_category[c] for c in categories]
         else:
             parts = [self._by_title[t][c] for t in titles if t in self._by_title for c in categories]
-        found = list(chain.from_iterable(parts))
+        found = array("I", chain.from_iterable(parts))  # 4 bytes a position, cached
         if self._multi_title and titles is not None and len(titles) > 1:
-            found = list(dict.fromkeys(found))
+            found = array("I", dict.fromkeys(found))
         if order != "Unordered":
-            found.sort(key=self._rank(order).__getitem__)
+            found = array("I", sorted(found, key=self._rank(order).__getitem__))
         elif len(parts) > 1:
-            found.sort()
+            found = array("I", sorted(found))
         return found
 
-    def _ending_soon(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], cut: int) -> list[int]:
+    def _ending_soon(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], cut: int) -> Sequence[int]:
         """R4 EndingSoon: windows ending after now, soonest first; then the rest in dataset order."""
         base = self.result(titles, categories, "Unordered", "")
         wanted = None if titles is None else set(titles)
         active = [
             i for i in self._windows()[1][cut:]
-            if self._meta[i].category in categories and (wanted is None or not wanted.isdisjoint(self._meta[i].titles))
+            if self._category(i) in categories and (wanted is None or not wanted.isdisjoint(self.titles_of(i)))
         ]
         if not active:
             return base
         first = set(active)
-        return active + [i for i in base if i not in first]
+        return array("I", active + [i for i in base if i not in first])
 
-    def _windows(self) -> tuple[list[str], list[int]]:
+    def _windows(self) -> tuple[list[str], Sequence[int]]:
         """Items with a time window, by end date then dataset order: (end keys, positions)."""
         if self._windowed is None:
             self._cached = True
-            pairs = sorted((m.ends_at, i) for i, m in enumerate(self._meta) if m.ends_at)
+            pairs = [(m.ends_at, i) for i, m in self._wire_meta.items() if m.ends_at]
+            pairs += [(end[:-1], i) for i, (_, end) in self._rows.windows.items() if i not in self._wire]
+            pairs.sort()
             self._windowed = ([e for e, _ in pairs], [i for _, i in pairs])
         return self._windowed
 
-    def _rank(self, order: str) -> list[int]:
+    def _rank(self, order: str) -> array:
         rank = self._ranks.get(order)
         if rank is None:
-            meta, n = self._meta, len(self._meta)
+            n, by_category = self._size, self._by_category
             if order == "Title":
-                seq = sorted(range(n), key=lambda i: (meta[i].titles[0] if meta[i].titles else _NO_TITLE,
-                                                      meta[i].number))
+                keys = self._rows.title_keys()
+                for i, m in self._wire_meta.items():
+                    keys[i] = (m.titles[0] if m.titles else _NO_TITLE, m.number)
+                seq: Iterable[int] = sorted(range(n), key=keys.__getitem__)
             else:  # UnlockTime: most recent first (stable: ties keep dataset order); then locked
-                unlocked = [i for i in range(n) if meta[i].category & UNLOCKED]
-                unlocked.sort(key=lambda i: meta[i].unlocked_at, reverse=True)
-                seq = unlocked + [i for i in range(n) if not meta[i].category & UNLOCKED]
-            rank = [0] * n
+                unlocked = sorted(chain(by_category[UNLOCKED], by_category[UNLOCKED | 2]))
+                unlocked.sort(key=self._unlock_key, reverse=True)
+                seq = chain(unlocked, sorted(chain(by_category[0], by_category[2])))
+            rank = array("I", bytes(4 * n))
             for position, i in enumerate(seq):
                 rank[i] = position
             self._ranks[order] = rank
             self._cached = True
         return rank
+
+    def _unlock_key(self, pos: int) -> str:
+        found = self._wire_meta.get(pos)
+        return found.unlocked_at if found else self._rows.unlocked(pos)[:-1]
 
     # -- title history
 
@@ -347,7 +422,15 @@ class _Dataset:
         if stats is None:
             positions = chain.from_iterable(self._by_title.get(title, ()))
             stats = self._stats[title] = history.title_stats(
-                title, self._title_names.get(title, ""), self.shape,
-                ((self._items[pos], self._meta[pos]) for pos in positions))
+                title, self._title_names.get(title, ""), self.shape, (self._facts(title, pos) for pos in positions))
             self._cached = True
         return stats
+
+    def _facts(self, title: int, pos: int) -> tuple[int, bool, str, str, int, str]:
+        """See expand.facts; ``title``: the title aggregated."""
+        item = self._wire.get(pos)
+        if item is None:
+            return facts(self._rows, pos, self.shape)
+        found = self._wire_meta[pos]
+        return (*wire_facts(item, self.shape, title),
+                found.category, found.unlocked_at)

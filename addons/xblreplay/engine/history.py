@@ -8,8 +8,7 @@ from typing import Any, Callable, Iterable
 
 from ..model import NEVER
 from .categories import UNLOCKED
-from .compact import _Compact
-from .wire import _as_int, _Meta
+from .wire import _as_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,29 +26,27 @@ class TitleStats:
     last_unlock: str  # wire time of the most recent unlock, NEVER when none
 
 
-def title_stats(title: int, name: str, shape: str, items: Iterable[tuple[dict | _Compact, _Meta]]) -> TitleStats:
-    """The aggregates of `title` over its `items` (each with its metadata); `name`: the
-    hand-written title name ("" when none: the items name the title)."""
+def title_stats(title: int, name: str, shape: str, facts: Iterable[tuple[int, bool, str, str, int, str]]) -> TitleStats:
+    """The aggregates of `title` over the facts of its items: (Gamerscore, InProgress,
+    serviceConfigId, title name, category, unlock time key); `name`: the hand-written title name
+    ("" when none: the items name the title)."""
     count = earned = gamerscore = total = 0
     progressed, last, scid = False, "", ""
-    for item, meta in items:
-        score, in_progress, item_scid, item_name = _facts(item, shape, title)
+    for score, in_progress, item_scid, item_name, item_category, unlocked_at in facts:
         progressed |= in_progress
         scid, name = scid or item_scid, name or item_name
         count += 1
         total += score
-        if meta.category & UNLOCKED:
+        if item_category & UNLOCKED:
             earned += 1
             gamerscore += score
-            last = max(last, meta.unlocked_at)
+            last = max(last, unlocked_at)
     return TitleStats(title, name, scid, count, earned, progressed, gamerscore, total,
                       last + "Z" if last else NEVER)
 
 
-def _facts(item: dict | _Compact, shape: str, title: int) -> tuple[int, bool, str, str]:
-    """(Gamerscore, InProgress, serviceConfigId, title name) of an item; a compact entry stays compact."""
-    if isinstance(item, _Compact):
-        return item.facts(shape)
+def wire_facts(item: dict, shape: str, title: int) -> tuple[int, bool, str, str]:
+    """(Gamerscore, InProgress, serviceConfigId, title name) of a wire item."""
     if shape == "V1":
         return _as_int(item.get("gamerscore")) or 0, False, "", ""
     score = sum(_as_int(r.get("value")) or 0 for r in item.get("rewards") or ()
