@@ -10,15 +10,17 @@ Speed: a query costs time proportional to its matching titles and its page, not 
 dataset. Each dataset indexes, per title and per category (type x unlocked), the item positions
 in dataset order; a query's candidates are a concatenation of those lists, sorted by a
 precomputed per-order rank and cached (LRU), so following continuation tokens costs O(page).
-Compact hand-written entries are expanded into wire objects when a page shows them, and not kept
-expanded. With an item check (R7, injected: the engine knows no schema) each item is checked the
+Compact hand-written entries are held column-wise (arrays and joined texts, a few bytes an item)
+and expanded into wire objects when a page shows them, not kept expanded. With an item check (R7, injected: the engine knows no schema) each item is checked the
 first time it is served in a form, and answers carry what was found.
 
 Answer bodies share item objects with the store: consumers treat them as read-only.
 
-Modules: store (the public face), dataset (one dataset's index and caches), categories, coverage
-(R2), history (title history), updates (progress updates), compact (hand-written entries), wire
-(the wire form of items), verdicts (R7 of served items), locales (R6).
+Modules: store (the public face), dataset (one dataset's items and caches), identity (R1
+identities), filing and categories (position lists), orders (R4 ranks), coverage (R2), history
+(title history), updates (progress updates), compact (hand-written entries as columns), texts
+(string columns), expand (a compact row's wire form), wire (the wire form of items), verdicts (R7
+of served items), locales (R6).
 """
 
 from .dataset import DatasetInfo

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from ..model import NEVER, TYPES
 from .texts import Texts

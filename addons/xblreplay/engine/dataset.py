@@ -1,11 +1,11 @@
-"""One dataset (xuid, shape, locale): its items in dataset order (R1), their index, and the ordered
-result of a query (R3/R4) with the caches that keep queries cheap.
+"""One dataset (xuid, shape, locale): its items in dataset order (R1), their identities, and the
+ordered result of a query (R3/R4) with the caches that keep queries cheap.
 
-Per title and per category the dataset keeps the item positions in dataset order; a query's
-candidates are a concatenation of those lists, sorted by a per-order rank array built once, and
-cached (LRU), so following continuation tokens costs O(page). Every cache is dropped when the
-items change (`_invalidate`), except by a progress update (`replace`), which drops only what
-that item touches.
+Hand-written compact entries are rows of column arrays (compact.HandColumns), other items wire
+objects by position. Positions are filed per title and per category (filing); a query's candidates
+are a concatenation of those lists, sorted by a per-order rank (orders) and cached (LRU), so
+following continuation tokens costs O(page). Every cache is dropped when the items change
+(`_invalidate`), except by a progress update (`replace`), which drops only what it touches.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from itertools import chain
 from typing import Any, Iterable, KeysView, Sequence
 
 from ..model import AchievementsQuery
-from . import history
-from .categories import UNLOCKED, per_category
+from . import filing, history, orders
+from .categories import per_category
 from .compact import HandColumns, Row, _Compact, read_title
 from .coverage import Coverage
 from .expand import expand, facts, meta as row_meta
@@ -33,7 +33,6 @@ LRU_SIZE = 64
 # page, a client refreshing) skip the expansion, while a sweep over every item holds no more
 # than this many (GC and RSS stay flat).
 EXPANDED_MAX = 512
-_NO_TITLE = 1 << 40  # sorts after every uint32 title id (R4 Title)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +116,8 @@ class _Dataset:
                 first = self._size
                 self._size += len(numbers)
                 self._ids.add_block(key, numbers, first)
-                self._file_block(tid, first, rows)
+                filing.file_block(self._by_category, self._by_title, tid, first,
+                                  [rows.flags(pos) & 3 for pos in range(first, self._size)])
             else:
                 for seq, a in enumerate(entries):
                     if not isinstance(a, dict):
@@ -130,18 +130,6 @@ class _Dataset:
             added.append(tid)
         self._coverage.add_titles(added, complete)
         self._invalidate()
-
-    def _file_block(self, tid: int, first: int, rows: HandColumns) -> None:
-        """Files the positions from ``first`` on (one title's new compact rows)."""
-        per_title = self._by_title.get(tid)
-        if per_title is None:
-            per_title = self._by_title[tid] = per_category()
-        flags = [rows.flags(pos) & 3 for pos in range(first, self._size)]
-        for c in range(4):
-            positions = [pos for pos, f in enumerate(flags, first) if f == c]
-            if positions:
-                self._by_category[c].extend(positions)
-                per_title[c].extend(positions)
 
     def _add_source(self, source: str) -> None:
         if source not in self._sources:
@@ -224,28 +212,12 @@ class _Dataset:
             for key in [k for k in cache if not touched.isdisjoint(k[1])]:
                 del cache[key]
 
-    def _lists(self, meta: _Meta) -> list[array]:
-        by_title, c = self._by_title, meta.category
-        lists = [self._by_category[c]]
-        for t in meta.titles if len(meta.titles) < 2 else dict.fromkeys(meta.titles):
-            per_title = by_title.get(t)
-            if per_title is None:
-                per_title = by_title[t] = per_category()
-            lists.append(per_title[c])
-        return lists
-
     def _file(self, pos: int, meta: _Meta, append: bool) -> None:
-        if len(meta.titles) > 1:
-            self._multi_title = True
-        for lst in self._lists(meta):
-            if append:
-                lst.append(pos)
-            else:
-                lst.insert(bisect_right(lst, pos), pos)
+        self._multi_title |= len(meta.titles) > 1
+        filing.file(self._by_category, self._by_title, pos, meta, append)
 
     def _unfile(self, pos: int, meta: _Meta) -> None:
-        for lst in self._lists(meta):
-            lst.remove(pos)
+        filing.unfile(self._by_category, self._by_title, pos, meta)
 
     # -- reading
 
@@ -387,22 +359,17 @@ class _Dataset:
     def _rank(self, order: str) -> array:
         rank = self._ranks.get(order)
         if rank is None:
-            n, by_category = self._size, self._by_category
-            if order == "Title":
-                keys = self._rows.title_keys()
-                for i, m in self._wire_meta.items():
-                    keys[i] = (m.titles[0] if m.titles else _NO_TITLE, m.number)
-                seq: Iterable[int] = sorted(range(n), key=keys.__getitem__)
-            else:  # UnlockTime: most recent first (stable: ties keep dataset order); then locked
-                unlocked = sorted(chain(by_category[UNLOCKED], by_category[UNLOCKED | 2]))
-                unlocked.sort(key=self._unlock_key, reverse=True)
-                seq = chain(unlocked, sorted(chain(by_category[0], by_category[2])))
-            rank = array("I", bytes(4 * n))
-            for position, i in enumerate(seq):
-                rank[i] = position
-            self._ranks[order] = rank
+            rank = self._ranks[order] = orders.rank(order, self._size, self._by_category, self._title_keys,
+                                                    self._unlock_key)
             self._cached = True
         return rank
+
+    def _title_keys(self) -> list[tuple[int, int]]:
+        """(first title, number) of every position (R4 Title)."""
+        keys = self._rows.title_keys()
+        for i, m in self._wire_meta.items():
+            keys[i] = (m.titles[0] if m.titles else orders.NO_TITLE, m.number)
+        return keys
 
     def _unlock_key(self, pos: int) -> str:
         found = self._wire_meta.get(pos)
