@@ -11,7 +11,7 @@ from datetime import datetime
 
 from ..model import Answer, RequestCheck, Violation
 from ..recording import Exchange
-from ..redact import Removal, SecretPattern, redact_url, request_secrets, secret_pattern
+from ..redact import Removal, SecretPattern, header_secrets, query_secrets, redact_url, secret_pattern
 from ..vlog import wire_url
 
 
@@ -65,33 +65,37 @@ class FlowState:
         return self._seen
 
 
-# Requests whose URL and header values are longer than this (in characters, together) are not
-# kept in the cache of written forms: it holds at most 256 of them, and their secrets.
-CACHED_REQUEST_CHARS = 8192
+# Requests whose header values are longer than this (in characters, together) have their
+# secrets found each time: the cache holds at most 256 sets of headers, and their secrets.
+CACHED_HEADER_CHARS = 8192
 
 
 def written_forms(url: str, headers: dict[str, str]) -> tuple[SecretPattern | None, str]:
-    """(the exchange's secrets, its URL as the log writes it). A client sends the same request,
-    with the same Authorization, again and again: both are kept for the 256 requests seen last,
-    since finding the secrets (a shape check of every header) and allow-listing the URL cost more
-    than the rest of the log line."""
-    if len(url) + sum(map(len, headers.values())) > CACHED_REQUEST_CHARS:
-        return _written_forms(url, tuple(headers.items()))
-    return _cached_forms(url, tuple(headers.items()))
-
-
-def _written_forms(url: str, header_items: tuple[tuple[str, str], ...]) -> tuple[SecretPattern | None, str]:
-    secrets = exchange_secrets(url, dict(header_items))
+    """(the exchange's secrets, its URL as the log writes it). A client sends the same headers,
+    with the same Authorization, again and again while its URLs change (a paging client): the
+    secrets of the headers are kept for the 256 sets of headers seen last, since finding them (a
+    shape check of every header) costs more than the rest of the log line."""
+    secrets = exchange_secrets(url, headers)
     return secrets, redact_url(url, secrets)
-
-
-_cached_forms = functools.lru_cache(maxsize=256)(_written_forms)
 
 
 def exchange_secrets(url: str, headers: dict[str, str]) -> SecretPattern | None:
     """The exchange's secrets (from its URL and request headers, names lowercase), searched in
     every line the proxy writes about it."""
-    return secret_pattern(request_secrets(url, headers))
+    items = tuple(headers.items())
+    if sum(len(v) for _k, v in items) > CACHED_HEADER_CHARS:
+        found = header_secrets(headers)
+    else:
+        found = _cached_header_secrets(items)
+    in_query = query_secrets(url)
+    return secret_pattern({**found, **in_query} if in_query else found)
+
+
+def _header_secrets(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return header_secrets(dict(items))
+
+
+_cached_header_secrets = functools.lru_cache(maxsize=256)(_header_secrets)
 
 
 def shown_url(url: str, secrets: SecretPattern | None) -> str:

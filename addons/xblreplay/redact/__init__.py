@@ -10,19 +10,21 @@ the caller's userhash is kept only as its SHA-256.
 
 from .allowlist import redact_request_headers, redact_response_headers, redact_url
 from .body import RecordedBody, Removal, recorded_body, redact_body, removals_in
-from .credentials import is_token_shaped, request_secrets, userhash_sha256
+from .credentials import header_secrets, is_token_shaped, query_secrets, request_secrets, userhash_sha256
 from .leaks import LeakError, leak_scan, redact_interaction
 from .pattern import REDACTED, SecretPattern, secret_pattern
 from .text import scrub_line
 
 __all__ = [
-    "REDACTED",
     "LeakError",
+    "REDACTED",
     "RecordedBody",
     "Removal",
     "SecretPattern",
+    "header_secrets",
     "is_token_shaped",
     "leak_scan",
+    "query_secrets",
     "recorded_body",
     "redact_body",
     "redact_interaction",

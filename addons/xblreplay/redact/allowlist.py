@@ -4,6 +4,8 @@ taken out of what is kept."""
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -62,4 +64,19 @@ def redact_url(url: str, secret_re: SecretPattern | None = None) -> str:
 
 def _hides(text: str, secret_re: SecretPattern | None) -> bool:
     """Whether a URL part is not to be written: token-shaped, a credential, or a secret's form."""
-    return bool(text) and (is_token_shaped(text) or (secret_re is not None and secret_re.search(text)))
+    if not text:
+        return False
+    if len(text) <= _CACHED_PART_CHARS:
+        return _hides_short(text, secret_re)
+    return _judged(text, secret_re)
+
+
+def _judged(text: str, secret_re: SecretPattern | None) -> bool:
+    return is_token_shaped(text) or (secret_re is not None and secret_re.search(text))
+
+
+# A paging client sends the same few parameter names and values with one Authorization (one
+# SecretPattern, compiled once): their verdicts are kept, so the URL of each log line costs a
+# lookup per part instead of a shape check and a secret search.
+_CACHED_PART_CHARS = 64
+_hides_short = functools.lru_cache(maxsize=4096)(_judged)

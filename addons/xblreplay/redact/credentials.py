@@ -75,6 +75,14 @@ def request_secrets(
     """The exchange's own secrets, named by where they came from (the names are safe to log):
     the Authorization value with its userhash and token, Signature, cookie values, and any other
     header or unknown query value that is never kept because of its shape."""
+    found = header_secrets(request_headers, response_headers)
+    found.update(query_secrets(url))
+    return found
+
+
+def header_secrets(request_headers: Mapping[str, str], response_headers: Mapping[str, str] | None = None
+                   ) -> dict[str, str]:
+    """The secrets of an exchange's headers (see :func:`request_secrets`)."""
     found: dict[str, str] = {}
     sides = (("request", request_headers), ("response", response_headers or {}))
     for side, headers in sides:
@@ -91,6 +99,13 @@ def request_secrets(
     auth = parse_authorization(request_headers.get("authorization"))
     if auth:
         found["authorization userhash"], found["authorization token"] = auth
+    return {k: v for k, v in found.items() if len(v) >= MIN_SECRET_LEN}
+
+
+def query_secrets(url: str) -> dict[str, str]:
+    """The secrets of a URL's query: the value of a parameter the contract does not know that is
+    never kept because of its shape, as sent and decoded (see :func:`request_secrets`)."""
+    found: dict[str, str] = {}
     for _piece, name, raw, value in query_pairs(urlsplit(url).query):
         if name.lower() not in KNOWN_PARAMS and _secret_value(raw, value):
             found[f"query parameter {name}"] = raw
