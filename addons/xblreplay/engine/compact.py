@@ -229,11 +229,13 @@ class HandColumns:
         except OverflowError:
             return None
         flags = bytearray(m)
-        for values, bit, present in (
-                (unlocked, UNLOCKED, bool), (col.get("name", gaps), NAMED, lambda v: v is not _GAP),
-                (col.get("lockedDescription", gaps), LOCKED_TEXT, lambda v: v is not _GAP),
-                (col.get("secret", gaps), SECRET, lambda v: v is True), (col.get("icon", gaps), ICON, lambda v: type(v) is str)):
-            for i in [i for i, v in enumerate(values) if present(v)]:
+        present = [[i for i, v in enumerate(unlocked) if v]]  # per bit, the rows that have it
+        present += [[i for i, v in enumerate(col[k]) if v is not _GAP] if k in col else []
+                    for k in ("name", "lockedDescription")]
+        present.append([i for i, v in enumerate(col["secret"]) if v is True] if "secret" in col else [])
+        present.append([i for i, v in enumerate(col["icon"]) if type(v) is str] if "icon" in col else [])
+        for rows, bit in zip(present, (UNLOCKED, NAMED, LOCKED_TEXT, SECRET, ICON)):
+            for i in rows:
                 flags[i] |= bit
         for i, k in enumerate(kinds):
             if k == "Challenge" or (k is _GAP and i in windows):
@@ -256,7 +258,8 @@ class HandColumns:
         self._unlocked.extend(unlocked)
         for key, texts in (("name", self._name), ("description", self._description),
                            ("lockedDescription", self._locked), ("icon", self._icon)):
-            texts.extend(v if type(v) is str else "" for v in col.get(key, gaps))
+            values = col.get(key)
+            texts.extend([v if type(v) is str else "" for v in values] if values else [""] * m)
         return numbers
 
     # -- reading a row
