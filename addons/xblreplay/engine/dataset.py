@@ -225,11 +225,6 @@ class _Dataset:
         """The position of the item with identity `ident` (R1), or None."""
         return self._ids.get(ident)
 
-    @property
-    def _items(self) -> list[dict | _Compact]:
-        """The item at each position: its wire object, or a view of its compact row."""
-        return [self._wire.get(pos) or _Compact(self._rows, pos) for pos in range(self._size)]
-
     def titles_of(self, pos: int) -> tuple[int, ...]:
         found = self._wire_meta.get(pos)
         return found.titles if found else (self._rows.title_of(pos),)
