@@ -63,13 +63,6 @@ def invalid_request(check: RequestCheck) -> Answer:
     return Answer(status=status, body=body, headers=headers, violations=errors, source="error", reason=what)
 
 
-def body_contradicts_path(found: list[Violation]) -> Answer:
-    """R8 400: a field of the body names another user or service config than the path."""
-    return Answer(status=400, body=service_error(BAD_REQUEST_CODE, found[0].message),
-                  headers=[(VIOLATIONS, violations_header(found))], violations=found, source="error",
-                  reason=f"R8 400: {found[0].message}")
-
-
 def bound_elsewhere(xuid: int) -> Answer:
     """R8 403: the caller's token is bound to another xuid than the path's."""
     reason = f"R8: the caller is bound to another xuid than {xuid} in the cassette"
@@ -83,13 +76,13 @@ def bound_elsewhere(xuid: int) -> Answer:
     )
 
 
-def diagnostic(rule: str, code: str, location: str, name: str, reason: str, status: int = 404) -> Answer:
-    """R9: an answer the recording cannot give (a dataset, an achievement or an exchange that was
-    not recorded; a coverage gap under strict coverage), saying why in the body, a header and a
-    warning."""
+def diagnostic(rule: str, code: str, location: str, name: str, reason: str, message: str = "") -> Answer:
+    """R9: the 404 of what the recording cannot give (a dataset, an achievement or an exchange
+    that was not recorded; a coverage gap under strict coverage), saying why in the body (its
+    ``message``, else the reason), a header and a warning."""
     return Answer(
-        status=status,
-        body=service_error(status, reason),
+        status=404,
+        body=service_error(404, message or reason),
         headers=[(REASON, reason)],
         violations=[Violation(rule, location, name, WARNING, reason, code=code)],
         source="error",
@@ -101,9 +94,7 @@ def not_recorded(check: RequestCheck, method: str, path: str) -> Answer:
     """R9: a request matching no recorded interaction, on an endpoint datasets do not answer."""
     what = "this endpoint" if check.endpoint == "other" else f"the {check.endpoint} endpoint"
     reason = f"no recorded interaction for {method} {path} and {what} is not answered from datasets"
-    answer = diagnostic("R9", "not-recorded", "path", path, reason)
-    answer.body = service_error(404, "Not recorded: " + reason)
-    return answer
+    return diagnostic("R9", "not-recorded", "path", path, reason, message="Not recorded: " + reason)
 
 
 def unsupported_contract(items: str, contract: str | None) -> Answer:

@@ -47,8 +47,6 @@ _SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 _FAULT = _SCHEMA["$defs"]["fault"]
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(str(k) for k in _FAULT["properties"]["kind"]["enum"]))
 ENDPOINTS: tuple[str, ...] = tuple(e for e in _FAULT["properties"]["endpoint"]["enum"] if e != "*")
-DISTRIBUTIONS: tuple[str, ...] = tuple(
-    one["required"][0] for one in _SCHEMA["$defs"]["distribution"]["oneOf"])
 DEFAULT_RETRY_AFTER = 5  # achievements-api.md §4.1: "retry after the client-retry value … (e.g. 5)"
 
 

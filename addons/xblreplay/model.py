@@ -192,9 +192,12 @@ class Answer:
     reason: str = ""  # R9: why this answer, in API terms ("" for a straightforward replay)
     # R7 of the body's achievements, when the dataset engine checked them as it served them:
     # the violations of each invalid item, in body order (the response check then checks only
-    # the envelope). False: nobody checked them yet.
-    items_checked: bool = False
-    item_violations: list[list[Violation]] = field(default_factory=list)
+    # the envelope). None: nobody checked them yet.
+    item_violations: list[list[Violation]] | None = None
+
+    @property
+    def items_checked(self) -> bool:
+        return self.item_violations is not None
 
     def body_bytes(self) -> bytes:
         """The body as sent: compact JSON, non-ASCII as UTF-8, written by orjson. It is the bytes
@@ -205,10 +208,15 @@ class Answer:
             return b""
         if isinstance(self.body, (bytes, bytearray)):
             return bytes(self.body)
-        try:
-            out = orjson.dumps(self.body)
-        except TypeError:  # an int beyond 64 bits, a key that is not a string, a lone surrogate
-            out = None
-        if out is None:
-            return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return out
+        return compact_json(self.body)
+
+
+def compact_json(value: Any) -> bytes:
+    """``value`` as compact JSON in UTF-8 (no spaces, non-ASCII as it is), written by orjson; what
+    orjson refuses (an int beyond 64 bits, a key that is not a string, a lone surrogate) is
+    written by json, the same text but for the spelling of floats below 1e-4. A lone surrogate
+    raises UnicodeEncodeError."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -41,9 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
 
-from .model import Violation, readable
+from .model import Violation, compact_json, readable
 from .redact import Removal, SecretPattern, scrub_line
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -92,13 +91,8 @@ def utc_stamp(ts: float | None = None) -> str:
 
 
 def _dumps(entry: dict[str, Any]) -> str:
-    """``entry`` as one JSON line: UTF-8 text as it is, no spaces (``json.dumps`` with
-    ``ensure_ascii=False`` and compact separators writes the same line, and is the fallback for
-    what orjson refuses: lone surrogates, integers over 64 bits)."""
-    try:
-        return orjson.dumps(entry).decode()
-    except TypeError:
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    """``entry`` as one JSON line (``model.compact_json``)."""
+    return compact_json(entry).decode()
 
 
 class ValidationLog:
@@ -160,8 +154,9 @@ class ValidationLog:
             entry["redactions"] = [r.to_dict() for r in redactions]
         if not_recorded:
             entry["not_recorded"] = not_recorded
-        line = _dumps(entry)
-        if _SURROGATE.search(line):  # client text that was not UTF-8 (a method, a message)
+        try:
+            line = _dumps(entry)
+        except UnicodeEncodeError:  # client text that was not UTF-8 (a method, a message)
             entry = _readable(entry)
             line = _dumps(entry)
         line, scrubbed = scrub_line(line, secrets)

@@ -108,7 +108,7 @@ class Validator:
         """R7: a 200 achievements body against the V2 or V1 schema (by the request's shape).
         ``answer``: the proxy's own answer this body is; when the engine checked its items as it
         served them, their violations are its, and only the envelope is checked here."""
-        checked = answer is not None and answer.items_checked and answer.body is body
+        checked = answer is not None and answer.item_violations is not None and answer.body is body
         return self._responses.check(check, status, body, answer.item_violations if checked else None)
 
     def item_errors(self, shape: str, item: Any) -> list[tuple[str, str]]:

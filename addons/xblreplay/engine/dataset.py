@@ -14,6 +14,7 @@ from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import chain
 from typing import Any, Iterable, KeysView, Sequence
 
@@ -26,7 +27,7 @@ from .expand import expand, facts, meta as row_meta
 from .history import TitleStats, wire_facts
 from .identity import Identities
 from .verdicts import ItemCheck, Verdicts, shown
-from .wire import _Meta, _wire_meta
+from .wire import _Meta, _time_key, _wire_meta
 
 LRU_SIZE = 64
 # Expanded compact entries kept, most recently served first: pages asked again (a title's first
@@ -293,10 +294,11 @@ class _Dataset:
     # -- R3/R4: the ordered result of a query, as item positions
 
     def result(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], order: str,
-               now_key: str) -> Sequence[int]:
+               now: datetime | None) -> Sequence[int]:
+        """The positions a query selects, in ``order`` (``now``: the clock EndingSoon reads)."""
         if order == "EndingSoon":
             ends, _ = self._windows()
-            key: tuple = (titles, categories, order, bisect_right(ends, now_key))
+            key: tuple = (titles, categories, order, bisect_right(ends, _time_key(now)))
             cache: dict = self._lru
         else:
             key = (titles, categories, order)
@@ -330,7 +332,7 @@ class _Dataset:
 
     def _ending_soon(self, titles: tuple[int, ...] | None, categories: tuple[int, ...], cut: int) -> Sequence[int]:
         """R4 EndingSoon: windows ending after now, soonest first; then the rest in dataset order."""
-        base = self.result(titles, categories, "Unordered", "")
+        base = self.result(titles, categories, "Unordered", None)
         wanted = None if titles is None else set(titles)
         active = [
             i for i in self._windows()[1][cut:]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import answers
-from ..model import NEVER, WARNING, AchievementsQuery, Answer, Violation, r7_item_violations
+from ..model import WARNING, AchievementsQuery, Answer, Violation, r7_item_violations
 from . import updates
 from .categories import selected
 from .coverage import gap
@@ -16,7 +16,7 @@ from .dataset import DatasetInfo, _Dataset
 from .history import rows
 from .locales import DEFAULT_LOCALE, pick_locale
 from .verdicts import ItemCheck, form
-from .wire import _as_int, _time_key, derived_scid, paging, wire_time
+from .wire import _as_int, derived_scid, paging, wire_time
 
 
 class DatasetStore:
@@ -133,7 +133,7 @@ class DatasetStore:
         possible = query.possible_only
         categories = selected(query.types, query.unlocked_only and not possible)  # R3.4: possibleOnly wins
         order = "Unordered" if possible and query.order_by == "UnlockTime" else query.order_by
-        found = ds.result(titles, categories, order, _time_key(now))
+        found = ds.result(titles, categories, order, now)
 
         # R5 paging
         start, total = query.start, len(found)
@@ -148,7 +148,6 @@ class DatasetStore:
     def _checked(self, answer: Answer, invalid: list[tuple[int, tuple]]) -> Answer:
         """The answer marked as having its items checked (R7), with the violations found."""
         if self.item_check is not None:
-            answer.items_checked = True
             answer.item_violations = [r7_item_violations(index, found) for index, found in invalid]
         return answer
 
@@ -175,10 +174,7 @@ class DatasetStore:
                       f"({shape}, {ds.locale})")
             return answers.diagnostic("R9", "not-recorded", "path", "achievementid", reason)
         items, invalid = ds.served([pos], form(False, rarity), self.item_check)
-        body: dict[str, Any] = {"achievements": items,
-                                "pagingInfo": {"continuationToken": None, "totalRecords": 1}}
-        if shape == "V1":
-            body["version"] = ds.version or NEVER
+        body = {"achievements": items, **paging(ds.shape, ds.version, 1, 1)}  # one item, no token
         return self._checked(answers.from_dataset(body), invalid)
 
     def answer_history(self, xuid: int, shape: str | None, locales: tuple[str, ...], start: int,
@@ -201,29 +197,26 @@ class DatasetStore:
         listed = ds.history()
         total = len(listed)
         page = listed[start:start + page_size]
-        titles = rows(page, shape, start, total, lambda title: self._title_name(ds, title))
+        titles = rows(page, shape, start, total, self._title_names(ds))
         return answers.from_dataset({"titles": titles, **paging(ds.shape, ds.version, start + len(page), total)},
                                     reasons, violations)
 
-    def _title_name(self, ds: _Dataset, title: int) -> str:
-        """A title's name from another dataset of the same xuid (its own locale first), or ""."""
+    def _title_names(self, ds: _Dataset) -> Callable[[int], str]:
+        """A title's name from another dataset of the same xuid (its own locale first), or "";
+        the other datasets found once per answer, not once per row."""
         others = sorted((d for d in self._of(ds.xuid) if d is not ds), key=lambda d: d.locale != ds.locale)
-        return next((d.title_stats(title).name for d in others if title in d.titles()
-                     and d.title_stats(title).name), "")
+        return lambda title: next((name for d in others if title in d.titles()
+                                   and (name := d.title_stats(title).name)), "")
 
     def apply_update(self, xuid: int, scid: str, body: dict, now: datetime) -> Answer:
         """POST /users/xuid({xuid})/achievements/{scid}/update (spec §5), on the stored progress.
 
         `body` is the schema-checked progressUpdate. Each achievement is changed in the V2
         dataset of every locale that has it (see updates.apply). Answers: 200 (empty) when
-        something changed, 304 (empty) when nothing did, 400 when userId or serviceConfigId
-        contradicts the path, 404 (R9) when the xuid has no V2 dataset or an achievement of the
+        something changed, 304 (empty) when nothing did, 404 (R9) when the xuid has no V2 dataset or an achievement of the
         body is not recorded; nothing is changed unless every achievement of the body is known.
         """
         xuid, scid = int(xuid), str(scid).lower()
-        wrong = updates.contradictions(body, xuid, scid)
-        if wrong:
-            return answers.body_contradicts_path(wrong)
         v2 = self._of(xuid, "V2")
         if not v2:
             return self._not_recorded(xuid, "V2")

@@ -9,15 +9,14 @@ from typing import Iterable
 
 
 class Texts:
-    """Strings by row, appended in row order; a row may be overwritten (kept aside)."""
+    """Strings by row, appended in row order."""
 
-    __slots__ = ("_ends", "_parts", "_text", "_set")
+    __slots__ = ("_ends", "_parts", "_text")
 
     def __init__(self) -> None:
         self._ends = array("q")  # end offset of each row in the joined text
         self._parts: list[str] = []  # appended since the text was last joined
         self._text = ""
-        self._set: dict[int, str] = {}  # rows written again after they were appended
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -30,18 +29,7 @@ class Texts:
         del self._ends[len(self._ends) - len(values) - 1]  # the initial offset is the previous end
         self._parts.append("".join(values))
 
-    def pad(self, rows: int) -> None:
-        """Appends ``rows`` empty strings."""
-        self._ends.extend(array("q", [self._ends[-1] if self._ends else 0]) * rows)
-
-    def __setitem__(self, row: int, value: str) -> None:
-        self._set[row] = value
-
     def __getitem__(self, row: int) -> str:
-        if self._set:
-            value = self._set.get(row)
-            if value is not None:
-                return value
         if self._parts:  # joined on first read: one copy, the parts freed
             self._text = "".join([self._text, *self._parts])
             self._parts = []

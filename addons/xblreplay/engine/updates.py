@@ -1,11 +1,12 @@
-"""Progress updates (POST /users/xuid({xuid})/achievements/{scid}/update, spec §5): a body checked
-against its path, where each of its achievements is stored, and the stored items changed."""
+"""Progress updates (POST /users/xuid({xuid})/achievements/{scid}/update, spec §5): where each
+achievement of a body (checked by the contract, its path fields included) is stored, and the
+stored items changed."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..model import ERROR, Violation
+
 from .dataset import _Dataset
 from .wire import V1_ACHIEVED, V1_ONLINE, _as_int
 
@@ -13,16 +14,6 @@ from .wire import V1_ACHIEVED, V1_ONLINE, _as_int
 class Step(NamedTuple):
     where: list[tuple[_Dataset, int]]  # each V2 dataset holding the achievement, and its position
     percent: int
-
-
-def contradictions(body: dict, xuid: int, scid: str) -> list[Violation]:
-    """R8: the body's userId or serviceConfigId when it is not the path's xuid or scid."""
-    return [Violation("R8", "body", f"/{key}", ERROR,
-                      f"{key} {body.get(key)!r} is not the {what} of the path {value}", "path-mismatch")
-            for key, same, what, value in (
-                ("userId", _as_int(body.get("userId")) == xuid, "xuid", xuid),
-                ("serviceConfigId", str(body.get("serviceConfigId", "")).lower() == scid, "scid", scid))
-            if not same]
 
 
 def plan(v2: list[_Dataset], scid: str, body: dict) -> tuple[list[Step], str | None]:

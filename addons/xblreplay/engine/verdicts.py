@@ -15,7 +15,7 @@ from typing import Any
 
 from .wire import definition, without_rarity
 
-FULL, NO_RARITY, DEFINITION, DEFINITION_NO_RARITY = range(4)
+FULL, DEFINITION = 0, 2  # a form: one of these, + 1 without the recorded rarity (bit 0)
 _UNCHECKED, _VALID, _INVALID = 0, 1, 2
 
 # (shape, wire item) -> (pointer inside the item, message) of each schema finding; [] when valid

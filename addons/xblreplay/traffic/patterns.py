@@ -156,9 +156,6 @@ class CallPatterns:
             self._requests.move_to_end(key)
             self._check_request(request, now, request_key, found)
         request.ok = 0 < status < 400
-
-        if found:
-            self._counts.update(v.code for v in found)
         return found
 
     def summary(self) -> dict[str, int]:
@@ -172,11 +169,14 @@ class CallPatterns:
                 for code in CODES if self._counts[code]}
 
     def _episode(self, state: _Pair | _Request, code: str, new: bool) -> None:
-        """Counts a request showing ``code`` in ``state``'s episode (a ``new`` one starts at 1)."""
+        """Counts a request showing ``code`` in ``state``'s episode (a ``new`` one starts at 1, and
+        is the one reported)."""
         counts = state.counts
         if counts is None:
             counts = state.counts = {}
         n = counts[code] = 1 if new else counts[code] + 1  # an episode starts new
+        if new:  # its finding is reported
+            self._counts[code] += 1
         self._seen[code] += 1
         if n > self._longest[code]:
             self._longest[code] = n
