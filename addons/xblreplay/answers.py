@@ -111,12 +111,13 @@ def unsupported_contract(items: str, contract: str | None) -> Answer:
     )
 
 
-def from_dataset(body: Any, reasons: Iterable[str] = (), violations: list[Violation] | None = None) -> Answer:
+def from_dataset(body: Any, reasons: Iterable[str] = (), violations: list[Violation] | None = None,
+                 *, encoded: bool = False) -> Answer:
     """A 200 computed from a dataset; the reasons (a locale fallback, a coverage gap) go in
-    ``X-Xblreplay-Reason``."""
+    ``X-Xblreplay-Reason``. ``encoded``: ``body`` is a page of encoded items (``Answer.page``)."""
     reason = "; ".join(r for r in reasons if r)
-    return Answer(status=200, body=body, headers=[(REASON, reason)] if reason else [],
-                  violations=violations or [], reason=reason)
+    return Answer(status=200, body=None if encoded else body, page=body if encoded else None,
+                  headers=[(REASON, reason)] if reason else [], violations=violations or [], reason=reason)
 
 
 def updated(changed: bool) -> Answer:

@@ -180,12 +180,12 @@ class RequestCheck:
         return self.status is None
 
 
-@dataclass(slots=True)
+@dataclass
 class Answer:
     """A response produced without the real service (replay, R8 errors, throttling, faults)."""
 
     status: int
-    body: Any = None  # a JSON-able object, bytes, or None for an empty body
+    body: Any = None  # a JSON-able object, bytes, or None for an empty body (see `page`)
     headers: list[tuple[str, str]] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)  # warnings/diagnostics (R2, R9)
     source: str = "dataset"  # "dataset" | "interaction" | "error" | "throttle" | "fault"
@@ -194,21 +194,51 @@ class Answer:
     # the violations of each invalid item, in body order (the response check then checks only
     # the envelope). None: nobody checked them yet.
     item_violations: list[list[Violation]] | None = None
+    # A page the engine assembled from items it encoded already (orjson.Fragment): the body as
+    # sent is written from it, and ``body`` is read back from those bytes only when asked for
+    # (the proxy never asks: it sends the bytes and checks the envelope).
+    page: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _sent: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def items_checked(self) -> bool:
         return self.item_violations is not None
 
+    @property
+    def is_json(self) -> bool:
+        """Whether the body is JSON the proxy writes (not bytes sent as they are, nor empty)."""
+        return self.page is not None or (self._body is not None and not isinstance(self._body, (bytes, bytearray)))
+
     def body_bytes(self) -> bytes:
         """The body as sent: compact JSON, non-ASCII as UTF-8, written by orjson. It is the bytes
         ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` writes, but for the spelling of
         floats below 1e-4 (``1e-5`` for ``1e-05``: the same number). What orjson cannot write (an
-        int beyond 64 bits, a key that is not a string) goes through json."""
-        if self.body is None:
+        int beyond 64 bits, a key that is not a string) goes through json. A page is written
+        once: the engine gives the same answer again for the same page asked again."""
+        if self.page is not None:
+            if self._sent is None:
+                self._sent = orjson.dumps(self.page)
+            return self._sent
+        if self._body is None:
             return b""
-        if isinstance(self.body, (bytes, bytearray)):
-            return bytes(self.body)
-        return compact_json(self.body)
+        if isinstance(self._body, (bytes, bytearray)):
+            return bytes(self._body)
+        return compact_json(self._body)
+
+
+def _answer_body(answer: Answer) -> Any:
+    if answer._body is None and answer.page is not None:
+        answer._body = orjson.loads(answer.body_bytes())
+    return answer._body
+
+
+def _set_answer_body(answer: Answer, value: Any) -> None:
+    answer._body, answer._sent, answer.page = value, None, None
+
+
+# ``body`` of a page is its bytes read back, on demand; setting it replaces the page.
+Answer._body = None
+Answer.body = property(_answer_body, _set_answer_body, doc="The body as a JSON-able object, bytes or None.")
 
 
 def compact_json(value: Any) -> bytes:

@@ -283,8 +283,16 @@ class HandColumns:
         return keys
 
     def row(self, row: int) -> Row:
+        # A text column holds "" where its flag is clear: only the texts the row has are read.
         flags = self._flags[row]
-        odd = self._odd.get(row) or {}
+        odd = self._odd.get(row)
+        if odd is None:
+            return Row(self._title[row], self._number[row], self._seq[row], flags, self._score[row],
+                       (self._progress[2 * row], self._progress[2 * row + 1]) if flags & PROGRESS else None,
+                       self._unlocked[row] if flags & UNLOCKED else "", self.windows.get(row),
+                       self._name[row] if flags & NAMED else "", self._description[row],
+                       self._locked[row] if flags & LOCKED_TEXT else "", self._icon[row] if flags & ICON else None,
+                       None)
         progress = odd.get("progress") or (
             (self._progress[2 * row], self._progress[2 * row + 1]) if flags & PROGRESS else None)
         return Row(self._title[row], odd.get("number", self._number[row]), self._seq[row], flags,

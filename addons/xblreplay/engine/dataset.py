@@ -18,15 +18,17 @@ from datetime import datetime
 from itertools import chain
 from typing import Any, Iterable, KeysView, Sequence
 
-from ..model import AchievementsQuery
+import orjson
+
+from ..model import AchievementsQuery, compact_json
 from . import filing, history, orders
 from .categories import per_category
 from .compact import HandColumns, Row, _Compact, read_title
 from .coverage import Coverage
-from .expand import expand, facts, meta as row_meta
+from .expand import encoded, expand, facts, meta as row_meta
 from .history import TitleStats, wire_facts
 from .identity import Identities
-from .verdicts import ItemCheck, Verdicts, shown
+from .verdicts import DEFINITION, Findings, ItemCheck, Verdicts, shown
 from .wire import _Meta, _time_key, _wire_meta
 
 LRU_SIZE = 64
@@ -65,9 +67,11 @@ class _Dataset:
         self._coverage = Coverage()
         self._verdicts = Verdicts()  # R7, per item and form served
         self._expanded: OrderedDict[int, dict] = OrderedDict()  # position -> expansion, at most EXPANDED_MAX
+        self.changes = 0  # how many times the items changed: an answer given before is stale
         self._invalidate()
 
     def _invalidate(self) -> None:
+        self.changes += 1
         self._cached = False  # set when any of the caches below is filled
         self._ranks: dict[str, array] = {}
         self._windowed: tuple[list[str], Sequence[int]] | None = None
@@ -197,6 +201,7 @@ class _Dataset:
         """
         old, meta = self._meta(pos), _wire_meta(item, self.shape)
         self._wire[pos], self._wire_meta[pos] = item, meta
+        self.changes += 1
         self._verdicts.forget(pos)
         self._expanded.pop(pos, None)
         for t in meta.titles:
@@ -252,19 +257,29 @@ class _Dataset:
         return wire
 
     def served(self, positions: Sequence[int], in_form: int, check: ItemCheck | None
-               ) -> tuple[list[dict], list[tuple[int, tuple[tuple[str, str], ...]]]]:
-        """The items at ``positions`` in the form ``in_form`` (see verdicts), with (index in
-        ``positions``, R7 findings) of each that ``check`` finds invalid (none when no check)."""
-        shape = self.shape
-        items = [shown(self.wire(pos), in_form, shape) for pos in positions]
-        if check is None:
-            return items, []
-        findings = self._verdicts.findings
-        invalid = []
-        for index, (pos, item) in enumerate(zip(positions, items)):
-            found = findings(in_form, pos, item, shape, check)
-            if found:
-                invalid.append((index, found))
+               ) -> tuple[list[orjson.Fragment], list[tuple[int, Findings]]]:
+        """The items at ``positions`` in the form ``in_form`` (see verdicts), encoded, with (index
+        in ``positions``, R7 findings) of each that ``check`` finds invalid (none when no check).
+        A compact entry in full is written straight to its bytes (expand.encoded); an item is
+        checked, as the bytes sent read back, the first time it is served in a form."""
+        shape, rows, wire, verdicts = self.shape, self._rows, self._wire, self._verdicts
+        rarity = not in_form & 1
+        items, invalid = [], []
+        for index, pos in enumerate(positions):
+            raw = item = None
+            if in_form < DEFINITION and pos not in wire:
+                raw = encoded(rows, rows.row(pos), shape, rarity)
+            if raw is None:
+                item = shown(self.wire(pos), in_form, shape)
+                raw = compact_json(item)
+            items.append(orjson.Fragment(raw))
+            if check is not None:
+                found = verdicts.known(in_form, pos)
+                if found is None:
+                    found = tuple(check(shape, orjson.loads(raw) if item is None else item))
+                    verdicts.note(in_form, pos, found)
+                if found:
+                    invalid.append((index, found))
         return items, invalid
 
     def missing(self, titles: tuple[int, ...] | None) -> list[int | None]:

@@ -1,7 +1,10 @@
 """A compact row in the forms the engine uses: its identity and filing (`_Meta`), its history
-facts, and the wire object (V1 or V2) a page shows."""
+facts, and the wire object (V1 or V2) a page shows, as a dict or written straight to its JSON
+bytes (`encoded`: the bytes orjson writes for the dict, without building it)."""
 
 from __future__ import annotations
+
+import orjson
 
 from ..model import NEVER
 from .compact import CHALLENGE, LOCKED_TEXT, NAMED, SECRET, UNLOCKED, HandColumns, Row
@@ -110,3 +113,54 @@ def _v1(cols: HandColumns, row: Row) -> dict:
     if row.rarity is not None:
         item["rarity"] = dict(row.rarity)
     return item
+
+
+# The wire objects above, written as orjson writes them (compact, keys in the same order); the
+# slots are JSON texts (%s) and integers (%d, %x). tests/test_encoded_rows.py compares the two
+# for every kind of row.
+_V2 = (b'{"id":"%d","serviceConfigId":%s,"name":%s,"titleAssociations":[{"name":%s,"id":%d}],'
+       b'"progressState":%s,"progression":{"requirements":[{"id":"' + ZERO_GUID.encode() + b'",'
+       b'"current":%s,"target":%s,"operationType":"Sum","valueType":"Integer","ruleParticipationType":"Individual"}],'
+       b'"timeUnlocked":%s},"mediaAssets":[{"name":"Icon","type":"Icon","url":%s}],"platforms":["Durango"],'
+       b'"isSecret":%s,"description":%s,"lockedDescription":%s,"productId":"%08x-0000-0000-0000-%012x",'
+       b'"achievementType":%s,"participationType":"Individual","timeWindow":%s,"rewards":[{"name":null,'
+       b'"description":null,"value":"%d","type":"Gamerscore","valueType":"Int","mediaAsset":null}],'
+       b'"estimatedTime":"00:00:00","deeplink":null,"isRevoked":false}')
+_V1 = (b'{"id":%d,"titleId":%d,"name":%s,"sequence":%d,"flags":%d,"unlockedOnline":%s,"unlocked":%s,'
+       b'"isSecret":%s,"platform":%d,"gamerscore":%d,"imageId":%d,"description":%s,"lockedDescription":%s,'
+       b'"type":1,"isRevoked":false,"timeUnlocked":%s}')
+_BOOL = (b"false", b"true")
+_NEVER = orjson.dumps(NEVER)
+_dumps = orjson.dumps
+
+
+def encoded(cols: HandColumns, row: Row, shape: str, rarity: bool) -> bytes | None:
+    """The bytes of ``expand(cols, row, shape)`` (without its rarity unless ``rarity``) as
+    model.compact_json writes them; None for a row these templates do not cover (its recorded rarity kept, an icon
+    that is not a text): expand it."""
+    if (rarity and row.rarity is not None) or not (row.icon is None or type(row.icon) is str):
+        return None
+    name, locked = _texts(row)
+    flags = row.flags
+    if shape != "V2":
+        unlocked = bool(row.unlocked)
+        return _V1 % (row.number, cols.title_ids[row.title], _dumps(name), row.seq,
+                      V1_SHOW | V1_TYPE | (V1_ACHIEVED | V1_ONLINE if unlocked else 0), _BOOL[unlocked],
+                      _BOOL[unlocked], _BOOL[bool(flags & SECRET)], 15 if unlocked else 255, row.score,
+                      row.number, _dumps(row.description), _dumps(locked),
+                      _dumps(row.unlocked) if unlocked else _NEVER)
+    number, tid, progress = row.number, cols.title_ids[row.title], row.progress
+    current, target = (b'"%d"' % progress[0], b'"%d"' % progress[1]) if progress else (b"null", b'"1"')
+    if row.unlocked:
+        state = b'"Achieved"'
+        if progress is None:
+            current = target
+    else:
+        state = b'"InProgress"' if progress else b'"NotStarted"'
+    window = row.window
+    return _V2 % (number, _dumps(cols.title_scids[row.title]), _dumps(name), _dumps(cols.title_names[row.title]),
+                  tid, state, current, target, _dumps(row.unlocked) if row.unlocked else _NEVER,
+                  _dumps(row.icon), _BOOL[bool(flags & SECRET)], _dumps(row.description), _dumps(locked),
+                  tid, number, b'"Challenge"' if flags & CHALLENGE else b'"Persistent"',
+                  b'{"startDate":%s,"endDate":%s}' % (_dumps(window[0]), _dumps(window[1])) if window else b"null",
+                  row.score)

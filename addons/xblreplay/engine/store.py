@@ -4,6 +4,7 @@ entries, and the answers of the listing, detail, title history and progress upda
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable, Iterator
 
@@ -17,6 +18,10 @@ from .history import rows
 from .locales import DEFAULT_LOCALE, pick_locale
 from .verdicts import ItemCheck, form
 from .wire import _as_int, derived_scid, paging, wire_time
+
+
+# Listing answers kept for queries asked again (a few kilobytes each).
+ANSWERS_KEPT = 256
 
 
 class DatasetStore:
@@ -35,6 +40,7 @@ class DatasetStore:
         self._locales: dict[tuple[int, str], list[str]] = {}  # first recorded first (R6 default)
         self.updated: set[int] = set()  # xuids whose data progress updates changed in this run
         self._bindings: dict[str, int] = {}
+        self._answers: OrderedDict[tuple, Answer] = OrderedDict()  # listing answers, see answer()
 
     # -- building
 
@@ -117,12 +123,30 @@ class DatasetStore:
         return None
 
     def answer(self, query: AchievementsQuery, now: datetime) -> Answer:
-        """Answer a listing query from the datasets (R3–R7), with R2/R9 diagnostics."""
+        """Answer a listing query from the datasets (R3–R7), with R2/R9 diagnostics. The answers
+        of the last ANSWERS_KEPT queries are kept while their dataset is unchanged: a page asked
+        again is the same answer, its bytes written once (EndingSoon, which reads the clock, is
+        always answered afresh)."""
         if query.shape is None:  # R6: unsupported contract version
             return answers.unsupported_contract("achievements", query.contract)
         ds, locale_note = self._resolve(query.xuid, query.shape, query.locales)
         if ds is None:
             return self._not_recorded(query.xuid, query.shape)
+        if query.order_by == "EndingSoon":
+            return self._answer(ds, locale_note, query, now)
+        key = (ds, ds.changes, self.item_check, self.strict_coverage, locale_note, query.title_ids, query.types, query.unlocked_only, query.possible_only,
+               query.order_by, query.start, query.page_size, query.rarity)
+        kept = self._answers
+        answer = kept.get(key)
+        if answer is None:
+            answer = kept[key] = self._answer(ds, locale_note, query, now)
+            if len(kept) > ANSWERS_KEPT:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
+        return answer
+
+    def _answer(self, ds: _Dataset, locale_note: str, query: AchievementsQuery, now: datetime) -> Answer:
         titles = None if query.title_ids is None else tuple(sorted(set(query.title_ids)))
         violations: list[Violation] = []
         reasons = [locale_note] if locale_note else []
@@ -143,7 +167,7 @@ class DatasetStore:
         # rarity, 1 and 2 drop it
         items, invalid = ds.served(positions, form(possible, query.rarity), self.item_check)
         body: dict[str, Any] = {"achievements": items, **paging(ds.shape, ds.version, following, total)}
-        return self._checked(answers.from_dataset(body, reasons, violations), invalid)
+        return self._checked(answers.from_dataset(body, reasons, violations, encoded=True), invalid)
 
     def _checked(self, answer: Answer, invalid: list[tuple[int, tuple]]) -> Answer:
         """The answer marked as having its items checked (R7), with the violations found."""
@@ -175,7 +199,7 @@ class DatasetStore:
             return answers.diagnostic("R9", "not-recorded", "path", "achievementid", reason)
         items, invalid = ds.served([pos], form(False, rarity), self.item_check)
         body = {"achievements": items, **paging(ds.shape, ds.version, 1, 1)}  # one item, no token
-        return self._checked(answers.from_dataset(body), invalid)
+        return self._checked(answers.from_dataset(body, encoded=True), invalid)
 
     def answer_history(self, xuid: int, shape: str | None, locales: tuple[str, ...], start: int,
                        page_size: int) -> Answer:

@@ -45,22 +45,22 @@ class Verdicts:
         self._marks = [bytearray() for _ in range(4)]  # per form: _UNCHECKED / _VALID / _INVALID
         self._findings: dict[tuple[int, int], Findings] = {}  # (form, position) of invalid items
 
-    def findings(self, in_form: int, pos: int, item: Any, shape: str, check: ItemCheck) -> Findings:
-        """What ``check`` finds in the item at ``pos`` shown in ``in_form`` (``item``): asked the
-        first time only."""
+    def known(self, in_form: int, pos: int) -> Findings | None:
+        """What the check found in the item at ``pos`` shown in ``in_form``; None: not checked yet."""
+        marks = self._marks[in_form]
+        mark = marks[pos] if pos < len(marks) else _UNCHECKED
+        if mark == _VALID:
+            return ()
+        return self._findings[(in_form, pos)] if mark == _INVALID else None
+
+    def note(self, in_form: int, pos: int, found: Findings) -> None:
+        """The check's findings in the item at ``pos`` shown in ``in_form`` (() when valid)."""
         marks = self._marks[in_form]
         if pos >= len(marks):
             marks.extend(bytes(pos + 1 - len(marks)))
-        mark = marks[pos]
-        if mark == _VALID:
-            return ()
-        if mark == _INVALID:
-            return self._findings[(in_form, pos)]
-        found = tuple(check(shape, item))
         if found:
             self._findings[(in_form, pos)] = found
         marks[pos] = _INVALID if found else _VALID
-        return found
 
     def forget(self, pos: int) -> None:
         """The item at ``pos`` changed: it is checked again when it is next served."""

@@ -40,7 +40,7 @@ def lowercase_headers(headers: http.Headers) -> dict[str, str]:
 def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
     headers: list[tuple[str, str]] = list(answer.headers)
     names = {k.lower() for k, _ in headers}
-    if answer.body is not None and not isinstance(answer.body, (bytes, bytearray)) and "content-type" not in names:
+    if answer.is_json and "content-type" not in names:
         headers.append(("Content-Type", "application/json; charset=utf-8"))
     warnings = [v for v in answer.violations + extra if v.severity == "warning"]
     if warnings and "x-xblreplay-warning" not in names:

@@ -91,8 +91,9 @@ def _body(config: Configuration, state: FlowState, reply: Reply) -> bytes | None
 
 def _json_body(config: Configuration, state: FlowState, reply: Reply) -> Any:
     """The response's JSON body (None when it is not JSON or not read), parsed once per flow."""
-    if state.answer is not None and not isinstance(state.answer.body, (bytes, bytearray)):
-        return state.answer.body
+    if state.answer is not None and state.answer.is_json:
+        # the proxy's own answer: its page (items encoded, checked as the engine served them), or its body
+        return state.answer.page if state.answer.page is not None else state.answer.body
     if state.parsed is None:
         body = _body(config, state, reply)
         state.parsed = (None,)
