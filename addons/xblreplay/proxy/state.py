@@ -11,7 +11,9 @@ from datetime import datetime
 
 from ..model import Answer, RequestCheck, Violation
 from ..recording import Exchange
-from ..redact import Removal, SecretPattern, header_secrets, query_secrets, redact_url, secret_pattern
+from ..redact import (
+    Removal, SecretPattern, header_secrets, pair_secrets, redact_url, secret_pattern, split_query, written_url,
+)
 from ..vlog import wire_url
 
 
@@ -73,26 +75,36 @@ CACHED_HEADER_CHARS = 8192
 def written_forms(url: str, headers: dict[str, str]) -> tuple[SecretPattern | None, str]:
     """(the exchange's secrets, its URL as the log writes it). A client sends the same headers,
     with the same Authorization, again and again while its URLs change (a paging client): the
-    secrets of the headers are kept for the 256 sets of headers seen last, since finding them (a
-    shape check of every header) costs more than the rest of the log line."""
-    secrets = exchange_secrets(url, headers)
-    return secrets, redact_url(url, secrets)
+    secrets of the headers, and their SecretPattern, are kept for the 256 sets of headers seen
+    last, since finding them (a shape check of every header) costs more than the rest of the log
+    line. The URL's query is split once, for its secrets and for the URL as written; a query of
+    the contract's parameters only (a paging client's) has none, and the headers' SecretPattern
+    is the exchange's."""
+    found, secrets = _header_part(headers)
+    before, pairs = split_query(url)
+    in_query = pair_secrets(pairs) if pairs else None
+    if in_query:
+        secrets = secret_pattern({**found, **in_query})
+    return secrets, written_url(before, pairs, secrets)
 
 
 def exchange_secrets(url: str, headers: dict[str, str]) -> SecretPattern | None:
     """The exchange's secrets (from its URL and request headers, names lowercase), searched in
     every line the proxy writes about it."""
+    return written_forms(url, headers)[0]
+
+
+def _header_part(headers: dict[str, str]) -> tuple[dict[str, str], SecretPattern | None]:
+    """(the secrets of the request headers, their SecretPattern)."""
     items = tuple(headers.items())
-    if sum(len(v) for _k, v in items) > CACHED_HEADER_CHARS:
-        found = header_secrets(headers)
-    else:
-        found = _cached_header_secrets(items)
-    in_query = query_secrets(url)
-    return secret_pattern({**found, **in_query} if in_query else found)
+    if sum(map(len, headers.values())) > CACHED_HEADER_CHARS:
+        return _header_secrets(items)
+    return _cached_header_secrets(items)
 
 
-def _header_secrets(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    return header_secrets(dict(items))
+def _header_secrets(items: tuple[tuple[str, str], ...]) -> tuple[dict[str, str], SecretPattern | None]:
+    found = header_secrets(dict(items))
+    return found, secret_pattern(found)
 
 
 _cached_header_secrets = functools.lru_cache(maxsize=256)(_header_secrets)

@@ -8,9 +8,9 @@ with its JSON path. The serialized bytes are scanned once more before anything i
 the caller's userhash is kept only as its SHA-256.
 """
 
-from .allowlist import redact_request_headers, redact_response_headers, redact_url
+from .allowlist import redact_request_headers, redact_response_headers, redact_url, split_query, written_url
 from .body import RecordedBody, Removal, recorded_body, redact_body, removals_in
-from .credentials import header_secrets, is_token_shaped, query_secrets, request_secrets, userhash_sha256
+from .credentials import header_secrets, is_token_shaped, pair_secrets, query_secrets, request_secrets, userhash_sha256
 from .leaks import LeakError, leak_scan, redact_interaction
 from .pattern import REDACTED, SecretPattern, secret_pattern
 from .text import scrub_line
@@ -24,6 +24,7 @@ __all__ = [
     "header_secrets",
     "is_token_shaped",
     "leak_scan",
+    "pair_secrets",
     "query_secrets",
     "recorded_body",
     "redact_body",
@@ -35,5 +36,7 @@ __all__ = [
     "request_secrets",
     "scrub_line",
     "secret_pattern",
+    "split_query",
     "userhash_sha256",
+    "written_url",
 ]

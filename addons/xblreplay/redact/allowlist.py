@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 
 from collections.abc import Mapping
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ..contract import KNOWN_PARAMS, query_pairs
 from .credentials import SECRET_HEADERS, is_token_shaped
@@ -43,23 +43,75 @@ def redact_url(url: str, secret_re: SecretPattern | None = None) -> str:
     unless that value is token-shaped or holds a secret; any other parameter keeps its name and
     loses its value (``zq=<redacted>``). Credentials before the host, the fragment, and the
     exchange's secrets anywhere in the path go too."""
-    parts = urlsplit(url)
+    return written_url(*split_query(url), secret_re)
+
+
+def split_query(url: str) -> tuple[str | SplitResult, list[tuple[str, str, str, str]]]:
+    """(what comes before the query, the query's pairs as ``contract.query_pairs`` reads them),
+    for :func:`written_url`. A URL without a '#', a tab or a line break (which urlsplit removes)
+    splits at its first '?' as urlsplit splits it; any other is split by urlsplit."""
+    if "#" in url or "\t" in url or "\n" in url or "\r" in url:
+        parts = urlsplit(url)
+        return parts, query_pairs(parts.query)
+    before, _, query = url.partition("?")
+    return before, query_pairs(query)
+
+
+def written_url(before: str | SplitResult, pairs: list[tuple[str, str, str, str]],
+                secret_re: SecretPattern | None) -> str:
+    """:func:`redact_url` of a URL split by :func:`split_query`. A client sends a few paths and
+    parameters again and again with one Authorization (one SecretPattern): the written form of
+    each path and each parameter is kept, so a URL costs a lookup per part."""
+    if isinstance(before, str):
+        head = _cached_head(before, secret_re) if len(before) <= _CACHED_HEAD_CHARS else _head(before, secret_re)
+    else:
+        head = _written_head(before, secret_re)
+    if not pairs:
+        return head
+    return head + "?" + "&".join([
+        _cached_piece(piece, secret_re) if len(piece) <= _CACHED_PIECE_CHARS
+        else _written_piece(piece, name, raw, value, secret_re)
+        for piece, name, raw, value in pairs
+    ])
+
+
+def _head(before: str, secret_re: SecretPattern | None) -> str:
+    return _written_head(urlsplit(before), secret_re)
+
+
+def _written_head(parts: SplitResult, secret_re: SecretPattern | None) -> str:
+    """The scheme, host and path as written: credentials before the host and the fragment gone,
+    the exchange's secrets removed from the path."""
     netloc = parts.netloc.rpartition("@")[2]
     path = parts.path
     if secret_re is not None and (secret_re.search(path) or secret_re.search(unquote(path))):
         path = redact_text(unquote(path), secret_re)[0]
-    kept = []
-    for piece, name, raw, value in query_pairs(parts.query):
-        shown = piece.partition("=")[0]
-        if _hides(name, secret_re) or _hides(shown, secret_re):
-            shown = REDACTED
-        if "=" not in piece:
-            kept.append(shown)
-        elif name.lower() in KNOWN_PARAMS and raw and not _hides(value, secret_re) and not _hides(raw, secret_re):
-            kept.append(f"{shown}={raw}")
-        else:
-            kept.append(f"{shown}={REDACTED}" if raw else f"{shown}=")
-    return urlunsplit((parts.scheme, netloc, path, "&".join(kept), ""))
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def _written_piece(piece: str, name: str, raw: str, value: str, secret_re: SecretPattern | None) -> str:
+    """One ``&`` piece of the query as written."""
+    shown = piece.partition("=")[0]
+    if _hides(name, secret_re) or _hides(shown, secret_re):
+        shown = REDACTED
+    if "=" not in piece:
+        return shown
+    if name.lower() in KNOWN_PARAMS and raw and not _hides(value, secret_re) and not _hides(raw, secret_re):
+        return f"{shown}={raw}"
+    return f"{shown}={REDACTED}" if raw else f"{shown}="
+
+
+def _piece_of(piece: str, secret_re: SecretPattern | None) -> str:
+    ((_piece, name, raw, value),) = query_pairs(piece)  # one piece: no '&' in it
+    return _written_piece(piece, name, raw, value, secret_re)
+
+
+# Parts kept with their written form, per SecretPattern: the paths and parameters of the
+# clients seen last (a part holding a secret holds it in memory only, as the SecretPattern does).
+_CACHED_HEAD_CHARS = 512
+_CACHED_PIECE_CHARS = 128
+_cached_head = functools.lru_cache(maxsize=1024)(_head)
+_cached_piece = functools.lru_cache(maxsize=4096)(_piece_of)
 
 
 def _hides(text: str, secret_re: SecretPattern | None) -> bool:

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from ..contract import KNOWN_PARAMS, parse_authorization, query_pairs
@@ -105,9 +105,14 @@ def header_secrets(request_headers: Mapping[str, str], response_headers: Mapping
 def query_secrets(url: str) -> dict[str, str]:
     """The secrets of a URL's query: the value of a parameter the contract does not know that is
     never kept because of its shape, as sent and decoded (see :func:`request_secrets`)."""
+    return pair_secrets(query_pairs(urlsplit(url).query))
+
+
+def pair_secrets(pairs: Iterable[tuple[str, str, str, str]]) -> dict[str, str]:
+    """:func:`query_secrets` of a query already split (``contract.query_pairs``)."""
     found: dict[str, str] = {}
-    for _piece, name, raw, value in query_pairs(urlsplit(url).query):
+    for _piece, name, raw, value in pairs:
         if name.lower() not in KNOWN_PARAMS and _secret_value(raw, value):
             found[f"query parameter {name}"] = raw
             found[f"query parameter {name} (decoded)"] = value
-    return {k: v for k, v in found.items() if len(v) >= MIN_SECRET_LEN}
+    return {k: v for k, v in found.items() if len(v) >= MIN_SECRET_LEN} if found else found
