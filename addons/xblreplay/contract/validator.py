@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ..bounds import MAX_CACHED_HEADER_CHARS
+from ..bounds import MAX_CACHED_HEADER_CHARS, MAX_KEY_CHARS
 from ..model import (
     EP_OTHER,
     EP_UPDATE,
@@ -41,17 +42,37 @@ from ..model import (
     readable,
 )
 from .body import check_body
-from .compiled import TOKEN, Compiled
+from .compiled import TOKEN, Compiled, Operation, PathEntry
 from .document import read_document
 from .languages import parse_accept_language
 from .parameters import Invalid, shown
-from .request import CONTRACT_HEADER, parse_authorization, query_params, request_key, request_language, split_url
+from .memo import Memo
+from .request import (
+    CONTRACT_HEADER,
+    contract_part,
+    key_of,
+    parse_authorization,
+    query_params,
+    request_language,
+    split_url,
+)
 from .responses import ResponseChecker
 from .schema_errors import MAX_RESPONSE_VIOLATIONS
 
 _METHOD = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+\Z")  # an RFC 9110 token
 _USER_PATH = re.compile(r"/users/xuid\(([^)/]*)\)(?:/|\Z)", re.IGNORECASE)
 _LOCALES_CACHED = 1024  # Accept-Language values remembered before the cache is cleared
+# Readings kept for the next request with the same parts: whole requests (exact repeats), header
+# pairs (contract version, Accept-Language) and (method, path) routes. A key is at most
+# MAX_KEY_CHARS of method and URL or path and MAX_CACHED_HEADER_CHARS per header value.
+_RESULTS_KEPT = 256
+_HEADERS_KEPT = 256
+_ROUTES_KEPT = 1024
+_MISSING_AUTH = Violation("R8", "header", "Authorization", ERROR, "Authorization is missing",
+                          "missing-authorization")
+_MALFORMED_AUTH = Violation("R8", "header", "Authorization", ERROR,
+                            "Authorization is not of the form XBL3.0 x=<userhash>;<token>",
+                            "malformed-authorization")
 
 
 def _name(raw: str) -> str:
@@ -79,13 +100,75 @@ class MethodCheck(RequestCheck):
     method: str = ""
 
 
+class _HeaderFacts:
+    """What a contract-version and an Accept-Language value say: the contract's shape and rarity
+    (R6; ``unsupported``: the warning of a version the contract does not know), the preference
+    list, the language and the key's contract part as sent."""
+
+    __slots__ = ("contract", "shape", "rarity", "unsupported", "locales", "language", "key_part")
+
+    def __init__(self, contract: str | None, shape: str | None, rarity: bool, unsupported: Violation | None,
+                 locales: tuple[str, ...], language: str, key_part: str) -> None:
+        self.contract, self.shape, self.rarity, self.unsupported = contract, shape, rarity, unsupported
+        self.locales, self.language, self.key_part = locales, language, key_part
+
+
+class _Route:
+    """A (method, path) of the document: its path entry and operation (None when it has none) and
+    the path parameters read, with the violations of those that do not read."""
+
+    __slots__ = ("entry", "op", "path_params", "violations")
+
+    def __init__(self, entry: PathEntry | None, op: Operation | None) -> None:
+        self.entry, self.op = entry, op
+        self.path_params: dict[str, Any] = {}
+        self.violations: list[Violation] = []
+
+
+def _kept(value: str | None) -> bool:
+    """Whether a header value may be part of a memo key (bounds.MAX_CACHED_HEADER_CHARS)."""
+    return value is None or len(value) <= MAX_CACHED_HEADER_CHARS
+
+
+def _copier(cls: type) -> Any:
+    """A shallow copy of a ``cls`` dataclass instance: its fields in order, to its constructor."""
+    values = attrgetter(*(f.name for f in fields(cls)))
+    return lambda obj: cls(*values(obj))
+
+
+_COPY_QUERY = _copier(AchievementsQuery)
+_COPIES = {cls: _copier(cls) for cls in (RequestCheck, MethodCheck)}
+
+
+def _issued(reading: RequestCheck, authorization: str | None) -> RequestCheck:
+    """A check of its own (violations, path parameters, query) for a request ``reading`` read,
+    with the part its Authorization plays: the first violation and 401 when it is missing or
+    malformed (R8), the userhash of the query when it is well-formed."""
+    check = _COPIES[type(reading)](reading)
+    check.path_params = dict(reading.path_params)
+    credentials = parse_authorization(authorization)
+    if credentials is None:
+        bad = _MALFORMED_AUTH if authorization else _MISSING_AUTH
+        check.violations = [bad, *reading.violations]
+        check.status = max(filter(None, (reading.status, r8_status(bad))), key=R8_PRECEDENCE.index)
+    else:
+        check.violations = reading.violations.copy()
+    if reading.query is not None:
+        check.query = _COPY_QUERY(reading.query)
+        check.query.userhash = credentials[0] if credentials else None
+    return check
+
+
 class Validator:
     """Validates requests (R8 and the R3/R5/R6 warnings) and response bodies (R7)."""
 
     def __init__(self, document: dict[str, Any]) -> None:
         self._compiled = Compiled(document)
         self._responses = ResponseChecker(self._compiled.schemas)
-        self._locales: dict[str, tuple[str, ...]] = {}
+        self._locales = Memo(_LOCALES_CACHED)
+        self._headers = Memo(_HEADERS_KEPT)
+        self._routes = Memo(_ROUTES_KEPT)
+        self._results = Memo(_RESULTS_KEPT)
 
     @classmethod
     def from_rules(cls, rules_dir: Path | str) -> "Validator":
@@ -108,7 +191,7 @@ class Validator:
         """R7: a 200 achievements body against the V2 or V1 schema (by the request's shape).
         ``answer``: the proxy's own answer this body is; when the engine checked its items as it
         served them, their violations are its, and only the envelope is checked here."""
-        checked = answer is not None and answer.item_violations is not None and answer.body is body
+        checked = answer is not None and answer.item_violations is not None and body is (answer.page or answer.body)
         return self._responses.check(check, status, body, answer.item_violations if checked else None)
 
     def item_errors(self, shape: str, item: Any) -> list[tuple[str, str]]:
@@ -119,38 +202,53 @@ class Validator:
     def check_request(self, method: str, url: str, headers: dict[str, str],
                       body: bytes | None = None) -> RequestCheck:
         """The one reading of a request (``headers``: names lowercase): endpoint, parameters,
-        violations, the R8 status and "the same request" key."""
-        check = self._check_request(method, url, headers, body)
-        check.key, check.language = request_key(method, url, headers), request_language(headers)
+        violations, the R8 status and "the same request" key.
+
+        Each call returns a check of its own (callers add violations to it). Everything but the
+        Authorization header is read once per distinct request: a request without a body whose
+        URL and header values are within the bounds is kept (:data:`_RESULTS_KEPT` of them), and
+        its repeats are copies of it with their own Authorization read."""
+        contract, language = headers.get(CONTRACT_HEADER), headers.get("accept-language")
+        memo = None
+        if not body and len(method) + len(url) <= MAX_KEY_CHARS and _kept(contract) and _kept(language):
+            memo = (method, url, contract, language)
+            reading = self._results.get(memo)
+            if reading is not None:
+                return _issued(reading, headers.get("authorization"))
+        reading = self._read(method, url, contract, language, body)
+        if memo is not None:
+            self._results.put(memo, reading)
+        return _issued(reading, headers.get("authorization"))
+
+    def _read(self, method: str, url: str, contract: str | None, language: str | None,
+              body: bytes | None) -> RequestCheck:
+        """A request read as if its Authorization were well-formed: all that the other headers,
+        the method, the URL and the body say (:func:`_issued` adds the Authorization's part)."""
+        path, query_string = split_url(url)
+        facts = self._header_facts(contract, language)
+        params = query_params(query_string) if query_string else {}
+        check = self._finish(self._check_parts(method, path, query_string, params, facts, body))
+        check.key, check.language = key_of(method, path, params, facts.key_part), facts.language
         return check
 
-    def _check_request(self, method: str, url: str, headers: dict[str, str],
-                       body: bytes | None) -> RequestCheck:
-        path, query_string = split_url(url)
+    def _check_parts(self, method: str, path: str, query_string: str, params: dict[str, str],
+                     facts: "_HeaderFacts", body: bytes | None) -> RequestCheck:
         violations: list[Violation] = []
-        auth = headers.get("authorization")
-        credentials = parse_authorization(auth)
-        if credentials is None:
-            violations.append(Violation(
-                "R8", "header", "Authorization", ERROR,
-                "Authorization is missing" if not auth
-                else "Authorization is not of the form XBL3.0 x=<userhash>;<token>",
-                "missing-authorization" if not auth else "malformed-authorization"))
         if not _METHOD.match(method):
-            return self._finish(self._other(method, path, "", violations + [Violation(
+            return self._other(method, path, {}, violations + [Violation(
                 "R8", "method", _name(method), ERROR, f"the method {shown(method)} is not an HTTP token",
-                "invalid-method")]))
+                "invalid-method")])
         for where, text in (("path", path), ("query", query_string)):
             if not text.isascii() and not _utf8(text):
                 # mitmproxy hands over bytes that are not UTF-8 as lone surrogates: unreadable.
-                return self._finish(self._other(method, path, "", violations + [Violation(
-                    "R8", where, "", ERROR, f"the request {where} is not valid UTF-8", "invalid-encoding")]))
-        entry, match = self._compiled.match(path)
-        op = entry.operations.get(method.upper()) if entry is not None else None
+                return self._other(method, path, {}, violations + [Violation(
+                    "R8", where, "", ERROR, f"the request {where} is not valid UTF-8", "invalid-encoding")])
+        route = self._route(method, path)
+        entry, op = route.entry, route.op
         if op is None:
-            check = self._other(method, path, query_string, violations)
+            check = self._other(method, path, params, violations)
             if entry is None:
-                return self._finish(check)
+                return check
             # A path of the contract asked with a method it does not document (R8 405).
             check = MethodCheck(check.endpoint, violations, path_params=check.path_params,
                                 title_ids=check.title_ids, bad_title_ids=check.bad_title_ids,
@@ -159,17 +257,12 @@ class Validator:
                 "R8", "method", _name(method), ERROR,
                 f"{_name(method)} is not a method of {entry.template}; allowed: {', '.join(entry.allow)}",
                 "method-not-allowed"))
-            return self._finish(check)
+            return check
 
-        path_params: dict[str, Any] = {}
-        for name, key, parse in op.path:
-            try:
-                path_params[key] = parse(match.group(name))
-            except Invalid as bad:
-                violations.append(Violation("R8", "path", name, ERROR, bad.message, bad.code))
+        path_params = dict(route.path_params)
+        violations += route.violations
 
         fields: dict[str, Any] = dict(op.defaults)
-        params = query_params(query_string) if query_string else {}
         unknown = 0
         for name, raw in params.items():
             spec = op.query.get(name)
@@ -211,23 +304,50 @@ class Validator:
                              title_ids=fields.get("title_ids"),
                              bad_title_ids=any(v.name == "titleId" for v in violations))
         if "xuid" in path_params and op.endpoint != EP_UPDATE:
-            contracts = self._compiled.contracts
-            contract = headers.get(CONTRACT_HEADER)
-            key = (contract if contract is not None else self._compiled.contract_default or "").strip()
-            shape, rarity = contracts.get(key, (None, False))
-            if shape is None:
-                violations.append(Violation(
-                    "R6", "header", CONTRACT_HEADER, WARNING,
-                    f"contract version {shown(contract or '')} is not one of "
-                    f"{', '.join(sorted(contracts))}; the answer is an empty list", "contract-version"))
-            language = headers.get("accept-language")
+            if facts.unsupported is not None:
+                violations.append(facts.unsupported)
             check.query = AchievementsQuery(
-                xuid=path_params["xuid"], contract=contract, shape=shape, rarity=rarity,
-                locales=self._locale_list(language) if language else (),
-                userhash=credentials[0] if credentials else None, **fields)
-        return self._finish(check)
+                xuid=path_params["xuid"], contract=facts.contract, shape=facts.shape, rarity=facts.rarity,
+                locales=facts.locales, userhash=None, **fields)
+        return check
 
-    def _other(self, method: str, path: str, query_string: str, violations: list[Violation]) -> RequestCheck:
+    def _route(self, method: str, path: str) -> "_Route":
+        """The document's path and operation of (method, path), with the path's parameters read."""
+        route = self._routes.get((method, path))
+        if route is None:
+            entry, match = self._compiled.match(path)
+            op = entry.operations.get(method.upper()) if entry is not None else None
+            route = _Route(entry, op)
+            for name, key, parse in op.path if op is not None else ():
+                try:
+                    route.path_params[key] = parse(match.group(name))
+                except Invalid as bad:
+                    route.violations.append(Violation("R8", "path", name, ERROR, bad.message, bad.code))
+            if len(method) + len(path) <= MAX_KEY_CHARS:
+                self._routes.put((method, path), route)
+        return route
+
+    def _header_facts(self, contract: str | None, language: str | None) -> "_HeaderFacts":
+        """What the contract-version and Accept-Language headers say, read once per pair of
+        values within MAX_CACHED_HEADER_CHARS."""
+        facts = self._headers.get((contract, language))
+        if facts is None:
+            contracts = self._compiled.contracts
+            version = (contract if contract is not None else self._compiled.contract_default or "").strip()
+            shape, rarity = contracts.get(version, (None, False))
+            unsupported = None if shape is not None else Violation(
+                "R6", "header", CONTRACT_HEADER, WARNING,
+                f"contract version {shown(contract or '')} is not one of "
+                f"{', '.join(sorted(contracts))}; the answer is an empty list", "contract-version")
+            facts = _HeaderFacts(contract, shape, rarity, unsupported,
+                                 self._locale_list(language) if language else (),
+                                 request_language({"accept-language": language}),
+                                 contract_part(contract))
+            if _kept(contract) and _kept(language):
+                self._headers.put((contract, language), facts)
+        return facts
+
+    def _other(self, method: str, path: str, params: dict[str, str], violations: list[Violation]) -> RequestCheck:
         """A path the contract does not describe: its xuid and titleId list when it is a user
         path (for recording files and caller keys), read with the listing's parsers."""
         head = method.upper() == "HEAD"
@@ -240,7 +360,7 @@ class Validator:
             check.path_params["xuid"] = parse_xuid(user.group(1))
         except Invalid:
             return check
-        raw = query_params(query_string).get("titleId") if query_string else None
+        raw = params.get("titleId")
         if raw is not None:
             try:
                 check.title_ids = parse_titles(raw)
@@ -263,7 +383,5 @@ class Validator:
             return parse_accept_language(value)
         locales = self._locales.get(value)
         if locales is None:
-            if len(self._locales) >= _LOCALES_CACHED:
-                self._locales.clear()
-            locales = self._locales[value] = parse_accept_language(value)
+            locales = self._locales.put(value, parse_accept_language(value))
         return locales
