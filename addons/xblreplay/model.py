@@ -198,6 +198,8 @@ class Answer:
     # sent is written from it, and ``body`` is read back from those bytes only when asked for
     # (the proxy never asks: it sends the bytes and checks the envelope).
     page: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # R7 of the answer as sent, once the response check has read it: ((endpoint, shape), findings)
+    checked: tuple[tuple[str, str | None], list[Violation]] | None = field(default=None, repr=False, compare=False)
     _sent: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
