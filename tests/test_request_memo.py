@@ -49,18 +49,22 @@ def first_reading(validator: Validator, *request):
 
 def test_a_repeat_is_a_check_of_its_own():
     validator = fresh()
-    first = validator.check_request("GET", LISTING + "&colour=blue", headers())
-    expected = fresh().check_request("GET", LISTING + "&colour=blue", headers())
-    assert first == expected and first.query.userhash == "1234567890123456789"
-    # What callers do to a check they were given (proxy/policy.py) reaches no other check.
-    first.violations.append(first.violations[0])
-    first.violations[:] = []
-    first.key, first.language = "changed", "changed"
-    first.path_params["xuid"] = 0
-    first.query.max_items = 99
-    second = validator.check_request("GET", LISTING + "&colour=blue", headers())
-    assert second == expected
-    assert second.violations is not first.violations and second.query is not first.query
+    url = LISTING + "&colour=blue"
+    expected = fresh().check_request("GET", url, headers())
+    assert expected.query.userhash == "1234567890123456789" and expected.violations
+    given = []
+    for _ in range(4):  # noted, kept, then copies of what was kept
+        check = validator.check_request("GET", url, headers())
+        assert check == expected
+        assert all(check.violations is not other.violations and check.query is not other.query
+                   and check.path_params is not other.path_params for other in given)
+        given.append(check)
+        # What callers do to a check they were given (proxy/policy.py) reaches no other check.
+        check.violations.append(check.violations[0])
+        check.violations[:] = []
+        check.key, check.language, check.status = "changed", "changed", 500
+        check.path_params["xuid"] = 0
+        check.query.max_items = 99
 
 
 @pytest.mark.parametrize("auth, status, code, userhash", [
@@ -72,7 +76,7 @@ def test_a_repeat_is_a_check_of_its_own():
 ])
 def test_each_repeat_reads_its_own_authorization(auth, status, code, userhash):
     validator = fresh()
-    for other in (AUTH, None, "Bearer x"):  # the request read before with other credentials
+    for other in (AUTH, None, "Bearer x"):  # the request noted and kept with other credentials
         validator.check_request("GET", LISTING, headers(authorization=other))
     check = validator.check_request("GET", LISTING, headers(authorization=auth))
     assert check == fresh().check_request("GET", LISTING, headers(authorization=auth))
@@ -119,7 +123,7 @@ def test_values_past_the_bounds_are_never_kept():
                 ("GET", LISTING, headers(x_xbl_contract_version=long_contract), None),
                 ("GET", long_url, headers(), None),
                 ("POST", f"{ORIGIN}{USER}/achievements/{SCID}/update", headers(), body)]
-    for request in requests * 2:
+    for request in requests * 3:
         assert validator.check_request(*request) == fresh().check_request(*request)
     kept = [key for table in (validator._results, validator._headers, validator._routes) for key in table]
     assert kept  # the short parts were kept
@@ -163,10 +167,12 @@ def test_any_request_read_again_reads_as_the_first_time(cold, first, then):
 
     validator = fresh()
     validator.check_request(*args(first))
-    for _ in range(2):
+    for _ in range(3):  # noted, kept, then a copy of what was kept
         check = validator.check_request(*args(then))
         assert check == first_reading(cold, *args(then))
         check.violations.clear()
+        if check.query is not None:
+            check.query.userhash = "changed"
 
 
 @settings(max_examples=500, deadline=None)

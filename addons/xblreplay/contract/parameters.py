@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from ..bounds import int_text_ok
+from ..bounds import MAX_INT_DIGITS, int_text_ok
 
 _INT = re.compile(r"-?[0-9]+\Z")
 
@@ -38,10 +38,12 @@ def scalar_parser(name: str, schema: dict[str, Any]) -> Callable[[str], Any]:
         span = f"{low}..{high}"
 
         def parse_int(raw: str) -> int:
-            if not _INT.match(raw):
-                raise Invalid("invalid-integer", f"{name} {shown(raw)} is not an integer")
-            if not int_text_ok(raw):  # longer than any integer of the contract: not read at all
-                raise Invalid("out-of-range", f"{name} {shown(raw)} is outside {span}")
+            # The usual value, plain digits short enough to read, is read without the regex.
+            if not (raw.isdigit() and raw.isascii() and len(raw) <= MAX_INT_DIGITS):
+                if not _INT.match(raw):
+                    raise Invalid("invalid-integer", f"{name} {shown(raw)} is not an integer")
+                if not int_text_ok(raw):  # longer than any integer of the contract: not read at all
+                    raise Invalid("out-of-range", f"{name} {shown(raw)} is outside {span}")
             value = int(raw)
             if (low is not None and value < low) or (high is not None and value > high):
                 raise Invalid("out-of-range", f"{name} {value} is outside {span}")

@@ -98,6 +98,12 @@ def query_pairs(query: str) -> list[tuple[str, str, str, str]]:
 
 def query_params(query: str) -> dict[str, str]:
     """Query values by name; a repeated parameter is joined with commas."""
+    if "%" not in query and "+" not in query:
+        # Nothing to decode (a client's usual query): the pieces as they are, unless a name repeats.
+        pairs = [piece.partition("=") for piece in query.split("&") if piece]
+        plain = {name: value for name, _, value in pairs}
+        if len(plain) == len(pairs):
+            return plain
     values: dict[str, list[str]] = {}
     for _piece, name, _raw, value in query_pairs(query):
         values.setdefault(name, []).append(value)

@@ -66,6 +66,7 @@ _LOCALES_CACHED = 1024  # Accept-Language values remembered before the cache is 
 # pairs (contract version, Accept-Language) and (method, path) routes. A key is at most
 # MAX_KEY_CHARS of method and URL or path and MAX_CACHED_HEADER_CHARS per header value.
 _RESULTS_KEPT = 256
+_UNSEEN = object()  # a request the results memo has not seen (it notes a first sighting as None)
 _HEADERS_KEPT = 256
 _ROUTES_KEPT = 1024
 _MISSING_AUTH = Violation("R8", "header", "Authorization", ERROR, "Authorization is missing",
@@ -140,21 +141,24 @@ _COPY_QUERY = _copier(AchievementsQuery)
 _COPIES = {cls: _copier(cls) for cls in (RequestCheck, MethodCheck)}
 
 
-def _issued(reading: RequestCheck, authorization: str | None) -> RequestCheck:
-    """A check of its own (violations, path parameters, query) for a request ``reading`` read,
-    with the part its Authorization plays: the first violation and 401 when it is missing or
-    malformed (R8), the userhash of the query when it is well-formed."""
-    check = _COPIES[type(reading)](reading)
-    check.path_params = dict(reading.path_params)
+def _issued(reading: RequestCheck, authorization: str | None, kept: bool) -> RequestCheck:
+    """The check of a request ``reading`` read, with the part its Authorization plays: the first
+    violation and 401 when it is missing or malformed (R8), the userhash of the query when it is
+    well-formed. ``kept``: the reading is kept for later requests, and the check is a copy with
+    violations, path parameters and query of its own (callers add violations to a check)."""
+    check = _COPIES[type(reading)](reading) if kept else reading
     credentials = parse_authorization(authorization)
     if credentials is None:
         bad = _MALFORMED_AUTH if authorization else _MISSING_AUTH
         check.violations = [bad, *reading.violations]
         check.status = max(filter(None, (reading.status, r8_status(bad))), key=R8_PRECEDENCE.index)
-    else:
+    elif kept:
         check.violations = reading.violations.copy()
-    if reading.query is not None:
-        check.query = _COPY_QUERY(reading.query)
+    if kept:
+        check.path_params = dict(reading.path_params)
+        if reading.query is not None:
+            check.query = _COPY_QUERY(reading.query)
+    if check.query is not None:
         check.query.userhash = credentials[0] if credentials else None
     return check
 
@@ -204,21 +208,28 @@ class Validator:
         """The one reading of a request (``headers``: names lowercase): endpoint, parameters,
         violations, the R8 status and "the same request" key.
 
-        Each call returns a check of its own (callers add violations to it). Everything but the
-        Authorization header is read once per distinct request: a request without a body whose
-        URL and header values are within the bounds is kept (:data:`_RESULTS_KEPT` of them), and
-        its repeats are copies of it with their own Authorization read."""
+        Each call returns a check of its own (callers add violations to it). A request without a
+        body whose URL and header values are within the bounds is noted the first time it comes
+        and its reading kept the second (:data:`_RESULTS_KEPT` requests); later ones are copies
+        of that reading with their own Authorization read."""
         contract, language = headers.get(CONTRACT_HEADER), headers.get("accept-language")
-        memo = None
+        authorization = headers.get("authorization")
+        memo, known = None, _UNSEEN
         if not body and len(method) + len(url) <= MAX_KEY_CHARS and _kept(contract) and _kept(language):
             memo = (method, url, contract, language)
-            reading = self._results.get(memo)
-            if reading is not None:
-                return _issued(reading, headers.get("authorization"))
+            known = self._results.get(memo, _UNSEEN)
+            if known is not None and known is not _UNSEEN:
+                return _issued(known, authorization, kept=True)
         reading = self._read(method, url, contract, language, body)
-        if memo is not None:
+        if memo is None:
+            return _issued(reading, authorization, kept=False)
+        if known is None:  # the second time: kept from now on
             self._results.put(memo, reading)
-        return _issued(reading, headers.get("authorization"))
+            return _issued(reading, authorization, kept=True)
+        # The first time only the request is noted: a client paging through a listing sends
+        # each URL once, and its readings need no copies.
+        self._results.put(memo, None)
+        return _issued(reading, authorization, kept=False)
 
     def _read(self, method: str, url: str, contract: str | None, language: str | None,
               body: bytes | None) -> RequestCheck:
