@@ -64,7 +64,7 @@ _USER_PATH = re.compile(r"/users/xuid\(([^)/]*)\)(?:/|\Z)", re.IGNORECASE)
 _LOCALES_CACHED = 1024  # Accept-Language values remembered before the cache is cleared
 # Readings kept for the next request with the same parts: whole requests (exact repeats), header
 # pairs (contract version, Accept-Language) and (method, path) routes. A key is at most
-# MAX_KEY_CHARS of method and URL or path and MAX_CACHED_HEADER_CHARS per header value.
+# MAX_KEY_CHARS of method, URL (or path) and body, and MAX_CACHED_HEADER_CHARS per header value.
 _RESULTS_KEPT = 256
 _UNSEEN = object()  # a request the results memo has not seen (it notes a first sighting as None)
 _HEADERS_KEPT = 256
@@ -208,15 +208,16 @@ class Validator:
         """The one reading of a request (``headers``: names lowercase): endpoint, parameters,
         violations, the R8 status and "the same request" key.
 
-        Each call returns a check of its own (callers add violations to it). A request without a
-        body whose URL and header values are within the bounds is noted the first time it comes
-        and its reading kept the second (:data:`_RESULTS_KEPT` requests); later ones are copies
-        of that reading with their own Authorization read."""
+        Each call returns a check of its own (callers add violations to it). A request whose
+        method, URL and body are at most MAX_KEY_CHARS long and whose header values are within
+        MAX_CACHED_HEADER_CHARS is noted the first time it comes and its reading kept the second
+        (:data:`_RESULTS_KEPT` requests); later ones are copies of that reading with their own
+        Authorization read."""
         contract, language = headers.get(CONTRACT_HEADER), headers.get("accept-language")
         authorization = headers.get("authorization")
         memo, known = None, _UNSEEN
-        if not body and len(method) + len(url) <= MAX_KEY_CHARS and _kept(contract) and _kept(language):
-            memo = (method, url, contract, language)
+        if len(method) + len(url) + len(body or b"") <= MAX_KEY_CHARS and _kept(contract) and _kept(language):
+            memo = (method, url, contract, language, body)
             known = self._results.get(memo, _UNSEEN)
             if known is not None and known is not _UNSEEN:
                 return _issued(known, authorization, kept=True)
