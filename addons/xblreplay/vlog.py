@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import threading
+import time as _time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,19 +77,31 @@ def _readable(value: Any) -> Any:
     return value
 
 
-_second: tuple[datetime | None, str] = (None, "")  # the last whole second stamped, and its text
+_second: tuple[int | None, str] = (None, "")  # the last whole second stamped, and its text
 
 
 def utc_stamp(ts: float | None = None) -> str:
-    """``ts`` (now when None) as the log writes times: UTC, milliseconds, ``Z``."""
+    """``ts`` (now when None) as the log writes times: UTC, milliseconds, ``Z``. The milliseconds
+    are those of ``datetime.fromtimestamp(ts)`` (the nearest microsecond, ties to even) or of
+    ``datetime.now()`` (the microsecond before), read without building a datetime."""
     global _second
-    dt = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else datetime.now(timezone.utc)
-    whole = dt.replace(microsecond=0)
+    if ts is None:
+        second, ms = divmod(_time.time_ns() // 1_000_000, 1000)
+    else:
+        frac, whole = math.modf(ts)
+        us = round(frac * 1e6)
+        if us >= 1_000_000:
+            us -= 1_000_000
+            whole += 1.0
+        elif us < 0:
+            us += 1_000_000
+            whole -= 1.0
+        second, ms = int(whole), us // 1000
     last, text = _second
-    if whole != last:  # formatted once a second: every line of a busy second shares it
-        text = whole.strftime("%Y-%m-%dT%H:%M:%S.")
-        _second = (whole, text)
-    return f"{text}{dt.microsecond // 1000:03d}Z"
+    if second != last:  # formatted once a second: every line of a busy second shares it
+        text = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        _second = (second, text)
+    return f"{text}{ms:03d}Z"
 
 
 def _dumps(entry: dict[str, Any]) -> str:

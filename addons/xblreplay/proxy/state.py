@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -79,13 +80,23 @@ def written_forms(url: str, headers: dict[str, str]) -> tuple[SecretPattern | No
     last, since finding them (a shape check of every header) costs more than the rest of the log
     line. The URL's query is split once, for its secrets and for the URL as written; a query of
     the contract's parameters only (a paging client's) has none, and the headers' SecretPattern
-    is the exchange's."""
-    found, secrets = _header_part(headers)
+    is the exchange's. The written forms of the last URLs of that kind are kept too (a client
+    asking for one URL again and again)."""
+    part = _header_part(headers)
+    kept = _URLS.get(url)
+    if kept is not None and kept[0] is part.mark:
+        return part.secrets, kept[1]
     before, pairs = split_query(url)
     in_query = pair_secrets(pairs) if pairs else None
     if in_query:
-        secrets = secret_pattern({**found, **in_query})
-    return secrets, written_url(before, pairs, secrets)
+        secrets = secret_pattern({**part.found, **in_query})
+        return secrets, written_url(before, pairs, secrets)
+    written = written_url(before, pairs, part.secrets)
+    if part.mark is not None and len(url) <= KEPT_URL_CHARS:
+        if len(_URLS) >= KEPT_URLS:
+            _URLS.clear()
+        _URLS[url] = (part.mark, written)
+    return part.secrets, written
 
 
 def exchange_secrets(url: str, headers: dict[str, str]) -> SecretPattern | None:
@@ -94,20 +105,43 @@ def exchange_secrets(url: str, headers: dict[str, str]) -> SecretPattern | None:
     return written_forms(url, headers)[0]
 
 
-def _header_part(headers: dict[str, str]) -> tuple[dict[str, str], SecretPattern | None]:
-    """(the secrets of the request headers, their SecretPattern)."""
-    items = tuple(headers.items())
+class _HeaderSecrets:
+    """The secrets of one set of request headers and their SecretPattern; ``mark`` (a weak
+    reference to it, None when it is not kept) is what a kept URL remembers of it."""
+
+    __slots__ = ("found", "secrets", "mark", "__weakref__")
+
+    def __init__(self, headers: dict[str, str], kept: bool) -> None:
+        self.found = header_secrets(headers)
+        self.secrets = secret_pattern(self.found)
+        self.mark = weakref.ref(self) if kept else None
+
+
+def _header_part(headers: dict[str, str]) -> _HeaderSecrets:
+    """The secrets of the request headers: the same object for the same headers while the 256
+    sets seen last are kept."""
+    global _last_part
+    last_headers, last = _last_part
+    if headers == last_headers:  # the client of the last request again: no key to build
+        return last
     if sum(map(len, headers.values())) > CACHED_HEADER_CHARS:
-        return _header_secrets(items)
-    return _cached_header_secrets(items)
+        return _HeaderSecrets(headers, kept=False)  # found each time, never kept
+    part = _kept_header_secrets(tuple(headers.items()))
+    _last_part = (dict(headers), part)
+    return part
 
 
-def _header_secrets(items: tuple[tuple[str, str], ...]) -> tuple[dict[str, str], SecretPattern | None]:
-    found = header_secrets(dict(items))
-    return found, secret_pattern(found)
+@functools.lru_cache(maxsize=256)
+def _kept_header_secrets(items: tuple[tuple[str, str], ...]) -> _HeaderSecrets:
+    return _HeaderSecrets(dict(items), kept=True)
 
 
-_cached_header_secrets = functools.lru_cache(maxsize=256)(_header_secrets)
+_last_part: tuple[dict[str, str] | None, _HeaderSecrets | None] = (None, None)
+# Written URLs by URL, with the mark of the headers' secrets they were written under: emptied
+# when full; longer URLs, and URLs whose query holds secrets, are written each time.
+_URLS: dict[str, tuple[weakref.ref, str]] = {}
+KEPT_URLS = 1024
+KEPT_URL_CHARS = 512
 
 
 def shown_url(url: str, secrets: SecretPattern | None) -> str:

@@ -5,7 +5,7 @@ taken out of what is kept."""
 from __future__ import annotations
 
 import functools
-
+import weakref
 from collections.abc import Mapping
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
@@ -62,21 +62,38 @@ def written_url(before: str | SplitResult, pairs: list[tuple[str, str, str, str]
     """:func:`redact_url` of a URL split by :func:`split_query`. A client sends a few paths and
     parameters again and again with one Authorization (one SecretPattern): the written form of
     each path and each parameter is kept, so a URL costs a lookup per part."""
-    if isinstance(before, str):
-        head = _cached_head(before, secret_re) if len(before) <= _CACHED_HEAD_CHARS else _head(before, secret_re)
-    else:
+    mark = pattern_mark(secret_re)
+    if not isinstance(before, str):
         head = _written_head(before, secret_re)
+    else:
+        kept = _HEADS.get(before)
+        if kept is not None and kept[0] is mark:
+            head = kept[1]
+        else:
+            head = _written_head(urlsplit(before), secret_re)
+            _keep(_HEADS, before, mark, head)
     if not pairs:
         return head
-    return head + "?" + "&".join([
-        _cached_piece(piece, secret_re) if len(piece) <= _CACHED_PIECE_CHARS
-        else _written_piece(piece, name, raw, value, secret_re)
-        for piece, name, raw, value in pairs
-    ])
+    written = []
+    for piece, name, raw, value in pairs:
+        kept = _PIECES.get(piece)
+        if kept is not None and kept[0] is mark:
+            written.append(kept[1])
+        else:
+            shown = _written_piece(piece, name, raw, value, secret_re)
+            _keep(_PIECES, piece, mark, shown)
+            written.append(shown)
+    return head + "?" + "&".join(written)
 
 
-def _head(before: str, secret_re: SecretPattern | None) -> str:
-    return _written_head(urlsplit(before), secret_re)
+_NO_SECRETS = object()
+
+
+def pattern_mark(secret_re: SecretPattern | None) -> object:
+    """What a kept written form remembers of the SecretPattern it was written under: a weak
+    reference (the same object for as long as the pattern lives, never again after), so that a
+    kept form holds no pattern in memory; ``_NO_SECRETS`` for none."""
+    return _NO_SECRETS if secret_re is None else weakref.ref(secret_re)
 
 
 def _written_head(parts: SplitResult, secret_re: SecretPattern | None) -> str:
@@ -101,17 +118,21 @@ def _written_piece(piece: str, name: str, raw: str, value: str, secret_re: Secre
     return f"{shown}={REDACTED}" if raw else f"{shown}="
 
 
-def _piece_of(piece: str, secret_re: SecretPattern | None) -> str:
-    ((_piece, name, raw, value),) = query_pairs(piece)  # one piece: no '&' in it
-    return _written_piece(piece, name, raw, value, secret_re)
+# The written form of the paths (up to the query) and query pieces seen last, each with the
+# mark of the SecretPattern it was written under: plain dicts, emptied when full, since a
+# lookup is all a paging client's URL costs and an LRU's bookkeeping would double it. A part
+# holding a secret is held in memory only, as the SecretPattern holds it.
+_HEADS: dict[str, tuple[object, str]] = {}
+_PIECES: dict[str, tuple[object, str]] = {}
+_KEPT_PARTS = 4096
+_KEPT_PART_CHARS = 512
 
 
-# Parts kept with their written form, per SecretPattern: the paths and parameters of the
-# clients seen last (a part holding a secret holds it in memory only, as the SecretPattern does).
-_CACHED_HEAD_CHARS = 512
-_CACHED_PIECE_CHARS = 128
-_cached_head = functools.lru_cache(maxsize=1024)(_head)
-_cached_piece = functools.lru_cache(maxsize=4096)(_piece_of)
+def _keep(kept: dict[str, tuple[object, str]], part: str, mark: object, written: str) -> None:
+    if len(part) <= _KEPT_PART_CHARS:
+        if len(kept) >= _KEPT_PARTS:
+            kept.clear()
+        kept[part] = (mark, written)
 
 
 def _hides(text: str, secret_re: SecretPattern | None) -> bool:

@@ -43,10 +43,14 @@ def _is_jwt_header(segment: str) -> bool:
 
 def find_credentials(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every verified credential in ``text``, in order."""
-    found = []
-    if ".0 " in text:  # one scan for either case of "XBL3.0 x="
+    found: list[tuple[int, int, str]] = []
+    xbl = ".0 " in text  # one scan for either case of "XBL3.0 x="
+    jwt = "eyJ" in text
+    if not xbl and not jwt:  # most text: two scans
+        return found
+    if xbl:
         found += [(m.start(), m.end(), XBL_AUTH) for m in _XBL_AUTH.finditer(text)]
-    if "eyJ" in text:
+    if jwt:
         found += [(m.start(), m.end(), JWT) for m in _JWT_CANDIDATE.finditer(text)
                   if _is_jwt_header(m.group().partition(".")[0])
                   and not any(s <= m.start() < e for s, e, _ in found)]

@@ -10,5 +10,7 @@ def caller_key(check: RequestCheck) -> tuple[int, str]:
     README, choices)."""
     q = check.query
     xuid = q.xuid if q is not None else check.path_params.get("xuid", 0)
-    title = ",".join(str(t) for t in sorted(q.title_ids)) if q is not None and q.title_ids else "*"
-    return xuid, title
+    ids = q.title_ids if q is not None else None
+    if not ids:
+        return xuid, "*"
+    return xuid, str(ids[0]) if len(ids) == 1 else ",".join([str(t) for t in sorted(ids)])

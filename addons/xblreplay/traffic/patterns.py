@@ -51,7 +51,7 @@ from typing import Any, Callable
 
 from ..model import ERROR, WARNING, Violation
 from .limits import SCHEMA, WINDOW_NAMES, rate_windows, tracking_caps
-from .window import add_capped, drop_before, first_inside, forget_idle
+from .window import add_capped, exceeded, forget_idle, trim
 
 RULE = "call-pattern"
 CODES = tuple(f"{w}-limit" for w in WINDOW_NAMES) + ("repeated-request", "polling", "ignored-retry-after")
@@ -93,6 +93,14 @@ class _Request:
         return self.times[-1]
 
 
+def _near(intervals: list[float], mean: float, spread: float) -> bool:
+    """Whether every interval is within ``spread`` of the mean."""
+    for interval in intervals:
+        if not abs(interval - mean) <= spread:  # NaN too, as all(... <= ...) has it
+            return False
+    return True
+
+
 def _name(pair_key: tuple[int, str]) -> str:
     """How a finding names an (xuid, title) pair."""
     return f"xuid({pair_key[0]}) title {pair_key[1]}"
@@ -105,6 +113,7 @@ class CallPatterns:
         patterns = limits["call_patterns"]
         polling = patterns["polling"]
         self._limits = rate_windows(limits)
+        self._rate_codes = tuple(f"{w.name}-limit" for w in self._limits)
         self._repeat_window = patterns["repeat_window_s"]
         self._min_calls = polling["min_calls"]
         self._tolerance = polling["tolerance"]
@@ -133,27 +142,32 @@ class CallPatterns:
         status (0 when there was none); retry_after is its Retry-After in seconds, if any.
         """
         now = self._clock()
-        self._forget_idle(now)
+        pairs, requests = self._pairs, self._requests
+        # most requests find nothing to forget: the least recently seen of each table is recent
+        if (pairs and not next(iter(pairs.values())).times[-1] + self._pair_horizon > now) or \
+                (requests and not next(iter(requests.values())).times[-1] + self._request_horizon > now):
+            self._forget_idle(now)
         found: list[Violation] = []
 
         pair_key = (xuid, title)
-        pair = self._pairs.get(pair_key)
+        pair = pairs.get(pair_key)
         if pair is None:  # arrays are made holding their first time: no room to spare
             pair = _Pair(array("d", (now,)))
-            self.forgotten_at_cap["pairs"] += add_capped(self._pairs, pair_key, pair, self._max_pairs)
+            self.forgotten_at_cap["pairs"] += add_capped(pairs, pair_key, pair, self._max_pairs)
         else:
-            self._pairs.move_to_end(pair_key)
+            pairs.move_to_end(pair_key)
             pair.times.append(now)
         self._check_rates(pair, now, pair_key, found)
-        self._check_retry_after(pair, now, status, retry_after, pair_key, found)
+        if status in RETRY_STATUSES or now < pair.blocked_until:
+            self._check_retry_after(pair, now, status, retry_after, pair_key, found)
 
         key = (xuid, title, request_key)
-        request = self._requests.get(key)
+        request = requests.get(key)
         if request is None:
             request = _Request(array("d", (now,)))
-            self.forgotten_at_cap["requests"] += add_capped(self._requests, key, request, self._max_requests)
+            self.forgotten_at_cap["requests"] += add_capped(requests, key, request, self._max_requests)
         else:
-            self._requests.move_to_end(key)
+            requests.move_to_end(key)
             self._check_request(request, now, request_key, found)
         request.ok = 0 < status < 400
         return found
@@ -190,23 +204,26 @@ class CallPatterns:
         # (limit + 1)-th newest request is still inside it; older times than the longest window
         # or than the largest limit + 1 can serve no window and are dropped.
         times = pair.times  # now included
-        drop_before(times, max(len(times) - self._pair_keep, first_inside(times, self._pair_horizon, now)))
+        trim(times, self._pair_horizon, self._pair_keep, now)
         if len(times) <= self._least_limit and not pair.over:
             return  # no window can be over its limit, and none was
-        for i, window in enumerate(self._limits):
-            over = window.exceeded(times, now)
+        was, over = pair.over, exceeded(self._limits, times, now)
+        pair.over = over
+        if not over:
+            return
+        for i, (window, code) in enumerate(zip(self._limits, self._rate_codes)):
             bit = 1 << i
-            if over:
-                self._episode(pair, f"{window.name}-limit", not pair.over & bit)
-            if over and not pair.over & bit:
+            if not over & bit:
+                continue
+            self._episode(pair, code, not was & bit)
+            if not was & bit:
                 name = _name(pair_key)
                 found.append(Violation(
                     RULE, "traffic", name, ERROR if window.name == "certification" else WARNING,
                     f"more than {window.limit} requests in {window.period:g} s for {name} "
                     f"({window.name} limit)",
-                    f"{window.name}-limit",
+                    code,
                 ))
-            pair.over = pair.over | bit if over else pair.over & ~bit
 
     def _check_retry_after(self, pair: _Pair, now: float, status: int, retry_after: float | None,
                            pair_key: tuple[int, str], found: list[Violation]) -> None:
@@ -250,7 +267,7 @@ class CallPatterns:
         if len(times) == self._min_calls:
             intervals = [b - a for a, b in pairwise(times)]
             mean = sum(intervals) / len(intervals)
-            if mean > 0 and all(abs(i - mean) <= self._tolerance * mean for i in intervals):
+            if mean > 0 and _near(intervals, mean, self._tolerance * mean):
                 new = now - request.polling_seen >= self._polling_quiet
                 if new:
                     found.append(Violation(

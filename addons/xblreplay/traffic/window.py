@@ -57,6 +57,24 @@ def first_inside(times: array, period: float, now: float) -> int:
     return bisect_left(times, True, key=lambda t: t + period > now)
 
 
+def exceeded(windows: tuple[Window, ...], times: array, now: float) -> int:
+    """The windows over their limit at ``now``: bit i set when ``windows[i]`` is exceeded."""
+    over = 0
+    for i, window in enumerate(windows):
+        if window.exceeded(times, now):
+            over |= 1 << i
+    return over
+
+
+def trim(times: array, period: float, keep: int, now: float) -> None:
+    """Drop (amortised, :func:`drop_before`) the ascending ``times`` that can serve no window:
+    those older than ``period`` seconds or than the ``keep`` newest. Most calls find none and
+    return after two comparisons."""
+    n = len(times)
+    if n > keep or not times[0] + period > now:
+        drop_before(times, max(n - keep, first_inside(times, period, now)))
+
+
 def drop_before(times: array, first: int) -> int:
     """Drop ``times[:first]`` once that is at least half of them (amortised O(1) per time);
     returns the index ``first`` has afterwards."""
