@@ -77,9 +77,11 @@ class Counting:
     def __init__(self, validator: Validator) -> None:
         self.validator, self.asked = validator, Counter()
 
-    def __call__(self, shape: str, item: dict) -> list[tuple[str, str]]:
-        self.asked[(item["id"], "rarity" in item, item.get("progressState"))] += 1
-        return self.validator.item_errors(shape, item)
+    def __call__(self, shape: str, items: list) -> list[list[tuple[str, str]]]:
+        for item in items:
+            item = json.loads(item) if isinstance(item, bytes) else item
+            self.asked[(item["id"], "rarity" in item, item.get("progressState"))] += 1
+        return self.validator.items_errors(shape, items)
 
 
 def replayer(validator: Validator, corrupt: bool = True) -> tuple[Replayer, Counting]:
@@ -311,3 +313,15 @@ def test_a_recorded_page_from_the_service_is_checked_whole(validator):
     found = validator.check_response(check, 200, {}, bad)
     assert r7(found) == [("R7", "response", f"/achievements/{len(bad['achievements']) - 1}/progressState",
                           "response-schema")]
+
+
+def test_items_checked_together_get_what_each_gets_alone(validator):
+    good, bad = wire_item(1), wire_item(2)
+    bad["progressState"], bad["isSecret"] = "Bogus", "no"
+    huge = dict(wire_item(3), id=str(2**70))
+    items = [good, json.dumps(bad).encode(), bad, json.dumps(good).encode(), huge]
+    together = validator.items_errors("V2", items)
+    alone = [validator.item_errors("V2", json.loads(i) if isinstance(i, bytes) else i) for i in items]
+    assert together == alone
+    assert [bool(f) for f in together] == [False, True, True, False, False]
+    assert validator.items_errors("V2", [good, json.dumps(good).encode()]) == [[], []]

@@ -58,7 +58,7 @@ class Replayer:
         self.validator = validator
         self.store = store
         if store.item_check is None:  # R7: served items checked once per form, by the contract
-            store.item_check = validator.item_errors
+            store.item_check = validator.items_errors
         # (request key, Accept-Language as recorded) -> interaction; per key, its recorded
         # languages, first recorded first (the R6 default), each with its first locale
         self.interactions: dict[tuple[str, str], dict[str, Any]] = {}

@@ -10,8 +10,11 @@ answer carries what was found, and only its envelope is checked here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from jsonschema import Draft202012Validator
 
@@ -22,13 +25,16 @@ _SHAPES = {"V1": "AchievementsResponseV1", "V2": "AchievementsResponseV2"}
 
 
 class _Shape:
-    """The response schema of one shape: whole, and its item schema compiled on its own."""
+    """The response schema of one shape: whole, its item schema compiled on its own, and a list
+    of items (many items checked in one call)."""
 
-    __slots__ = ("whole", "item")
+    __slots__ = ("whole", "item", "items")
 
     def __init__(self, whole: Draft202012Validator, item: dict[str, Any]) -> None:
+        components = whole.schema.get("components", {})
         self.whole = FastSchema(whole.schema)
-        self.item = FastSchema({**item, "components": whole.schema.get("components", {})})
+        self.item = FastSchema({**item, "components": components})
+        self.items = FastSchema({"type": "array", "items": item, "components": components})
 
 
 class ResponseChecker:
@@ -46,6 +52,25 @@ class ResponseChecker:
         """(pointer inside the item, message) of an achievement of ``shape`` ("V1" or "V2")
         against its item schema; [] when it is valid."""
         return self._shapes["V1" if shape == "V1" else "V2"].item.errors(item)
+
+    def items_errors(self, shape: str, items: Sequence[Any]) -> list[list[tuple[str, str]]]:
+        """:meth:`item_errors` of each of ``items`` (each an item, or its JSON text as bytes):
+        one call when all are valid, the usual case."""
+        if not items:
+            return []
+        checker = self._shapes["V1" if shape == "V1" else "V2"]
+        texts = [i for i, item in enumerate(items) if isinstance(item, bytes)]
+        if texts:
+            try:
+                read = orjson.loads(b"[" + b",".join([items[i] for i in texts]) + b"]")
+            except orjson.JSONDecodeError:
+                read = [json.loads(items[i]) for i in texts]
+            items = list(items)
+            for i, item in zip(texts, read):
+                items[i] = item
+        if checker.items.valid(items):
+            return [[] for _ in items]
+        return [checker.item.errors(item) for item in items]
 
     def check(self, check: RequestCheck, status: int, body: object,
               checked_items: Sequence[Sequence[Violation]] | None = None) -> list[Violation]:

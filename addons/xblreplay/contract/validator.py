@@ -19,7 +19,7 @@ violation only in a form that encodes as UTF-8 (:func:`model.readable`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
@@ -200,8 +200,13 @@ class Validator:
 
     def item_errors(self, shape: str, item: Any) -> list[tuple[str, str]]:
         """R7 for one achievement of ``shape`` ("V1" or "V2"): (pointer inside the item,
-        message) of each schema finding, [] when it is valid. The dataset store's item check."""
+        message) of each schema finding, [] when it is valid."""
         return self._responses.item_errors(shape, item)
+
+    def items_errors(self, shape: str, items: Sequence[Any]) -> list[list[tuple[str, str]]]:
+        """:meth:`item_errors` of each of ``items`` (an item, or its JSON text as bytes), in one
+        call when all are valid. The dataset store's item check."""
+        return self._responses.items_errors(shape, items)
 
     def check_request(self, method: str, url: str, headers: dict[str, str],
                       body: bytes | None = None) -> RequestCheck:

@@ -103,36 +103,67 @@ class _Dataset:
         """The titles of a hand-written dataset (ValueError when one is malformed); `complete`: they
         and the list of the user's titles are complete (R2).
 
-        A title whose entries are all plain compact entries with new identities is taken in whole
-        (see HandColumns.append_plain); any other is merged entry by entry."""
+        Titles whose entries are all plain compact entries with new identities are taken in whole,
+        a run of them at once (see HandColumns.append_plain); any other is merged entry by entry."""
         self._add_source(source)
         added = []
         full_key = "serviceConfigId" if self.shape == "V2" else "flags"
         rows = self._rows
+        run: list[tuple[int, int, Any, list]] = []  # (title row, id, identity key, entries) not yet added
+        run_keys: set = set()
+
+        def merge_entries(index: int, tid: int, entries: Iterable) -> None:
+            for seq, a in enumerate(entries):
+                if not isinstance(a, dict):
+                    raise ValueError(f"title {tid}: an achievement must be a mapping, not {a!r}")
+                if full_key in a:
+                    self.merge(a)
+                else:
+                    self._merge_row(_Compact.read(a, index, tid, seq))
+
+        def add_run(run: list[tuple[int, int, Any, list]]) -> None:
+            blocks = rows.append_plain([(index, entries) for index, _, _, entries in run]) if run else []
+            if blocks is None and len(run) > 1:  # some title is not plain: each on its own, in order
+                for index, tid, key, entries in run:
+                    if self._ids.free(key):  # an entry of a title before it may have taken its key
+                        add_run([(index, tid, key, entries)])
+                    else:
+                        merge_entries(index, tid, entries)
+                return
+            if blocks is None:
+                index, tid, _, entries = run[0]
+                merge_entries(index, tid, entries)
+                return
+            for (_, tid, key, _), (numbers, categories) in zip(run, blocks):
+                first = self._size
+                self._size += len(numbers)
+                self._ids.add_block(key, numbers, first)
+                filing.file_block(self._by_category, self._by_title, tid, first, categories)
+
         for title in titles:
-            tid, name, scid = read_title(title, self.shape)
+            try:
+                tid, name, scid = read_title(title, self.shape)
+            except ValueError:
+                add_run(run)  # the titles before it first, as they come first
+                raise
             index = rows.add_title(tid, name, scid)
             tid = rows.title_ids[index]  # a new int object: the document is not kept alive by it
             self._title_names[tid] = rows.title_names[index]
             entries = title.get("achievements") or ()
             key = scid if self.shape == "V2" else tid
-            numbers = rows.append_plain(index, entries) if self._ids.free(key) and isinstance(entries, list) else None
-            if numbers is not None:
-                first = self._size
-                self._size += len(numbers)
-                self._ids.add_block(key, numbers, first)
-                filing.file_block(self._by_category, self._by_title, tid, first,
-                                  [rows.flags(pos) & 3 for pos in range(first, self._size)])
+            if key in run_keys:  # whether it is new depends on the run before it
+                add_run(run)
+                run, run_keys = [], set()
+            if self._ids.free(key) and isinstance(entries, list):
+                run.append((index, tid, key, entries))
+                run_keys.add(key)
             else:
-                for seq, a in enumerate(entries):
-                    if not isinstance(a, dict):
-                        raise ValueError(f"title {tid}: an achievement must be a mapping, not {a!r}")
-                    if full_key in a:
-                        self.merge(a)
-                    else:
-                        self._merge_row(_Compact.read(a, index, tid, seq))
+                add_run(run)
+                run, run_keys = [], set()
+                merge_entries(index, tid, entries)
             self._by_title.setdefault(tid, per_category())
             added.append(tid)
+        add_run(run)
         self._coverage.add_titles(added, complete)
         self._invalidate()
 
@@ -260,11 +291,11 @@ class _Dataset:
                ) -> tuple[list[orjson.Fragment], list[tuple[int, Findings]]]:
         """The items at ``positions`` in the form ``in_form`` (see verdicts), encoded, with (index
         in ``positions``, R7 findings) of each that ``check`` finds invalid (none when no check).
-        A compact entry in full is written straight to its bytes (expand.encoded); an item is
-        checked, as the bytes sent read back, the first time it is served in a form."""
+        A compact entry in full is written straight to its bytes (expand.encoded); the items not
+        checked yet in their form are checked together, a compact one as the bytes sent."""
         shape, rows, wire, verdicts = self.shape, self._rows, self._wire, self._verdicts
         rarity = not in_form & 1
-        items, invalid = [], []
+        items, invalid, fresh = [], [], []
         for index, pos in enumerate(positions):
             raw = item = None
             if in_form < DEFINITION and pos not in wire:
@@ -276,10 +307,15 @@ class _Dataset:
             if check is not None:
                 found = verdicts.known(in_form, pos)
                 if found is None:
-                    found = tuple(check(shape, orjson.loads(raw) if item is None else item))
-                    verdicts.note(in_form, pos, found)
-                if found:
+                    fresh.append((index, pos, raw if item is None else item))
+                elif found:
                     invalid.append((index, found))
+        if fresh:
+            for (index, pos, _), found in zip(fresh, check(shape, [f[2] for f in fresh])):
+                verdicts.note(in_form, pos, tuple(found))
+                if found:
+                    invalid.append((index, tuple(found)))
+            invalid.sort()
         return items, invalid
 
     def missing(self, titles: tuple[int, ...] | None) -> list[int | None]:

@@ -132,13 +132,17 @@ _V1 = (b'{"id":%d,"titleId":%d,"name":%s,"sequence":%d,"flags":%d,"unlockedOnlin
 _BOOL = (b"false", b"true")
 _NEVER = orjson.dumps(NEVER)
 _dumps = orjson.dumps
+_INT64 = 1 << 63
 
 
 def encoded(cols: HandColumns, row: Row, shape: str, rarity: bool) -> bytes | None:
     """The bytes of ``expand(cols, row, shape)`` (without its rarity unless ``rarity``) as
-    model.compact_json writes them; None for a row these templates do not cover (its recorded rarity kept, an icon
-    that is not a text): expand it."""
-    if (rarity and row.rarity is not None) or not (row.icon is None or type(row.icon) is str):
+    model.compact_json writes them; None for a row these templates do not cover (its recorded
+    rarity kept, an icon that is not a text, a number beyond 64 bits, which a JSON reader may
+    take for a float): expand it."""
+    if ((rarity and row.rarity is not None) or not (row.icon is None or type(row.icon) is str)
+            or not (0 <= row.number < _INT64 and -_INT64 <= row.score < _INT64)
+            or (row.progress is not None and not all(-_INT64 <= p < _INT64 for p in row.progress))):
         return None
     name, locked = _texts(row)
     flags = row.flags

@@ -27,7 +27,7 @@ ANSWERS_KEPT = 256
 class DatasetStore:
     """Every dataset known to the proxy, and the engine that answers queries from them.
 
-    ``item_check``: R7 for one served item (see verdicts.ItemCheck); with it, each item is
+    ``item_check``: R7 for served items (see verdicts.ItemCheck); with it, each item is
     checked the first time it is served in a form and every listing or detail answer carries
     the findings of its items (``Answer.items_checked``). The contract's response schemas are
     the usual check (``Replayer`` sets it); the engine itself knows no schema.

@@ -18,8 +18,9 @@ from .wire import definition, without_rarity
 FULL, DEFINITION = 0, 2  # a form: one of these, + 1 without the recorded rarity (bit 0)
 _UNCHECKED, _VALID, _INVALID = 0, 1, 2
 
-# (shape, wire item) -> (pointer inside the item, message) of each schema finding; [] when valid
-ItemCheck = Callable[[str, dict], list[tuple[str, str]]]
+# (shape, wire items, each a dict or its JSON text as bytes) -> per item, (pointer inside the
+# item, message) of each schema finding; [] when valid
+ItemCheck = Callable[[str, list[Any]], list[list[tuple[str, str]]]]
 Findings = tuple[tuple[str, str], ...]
 
 
