@@ -4,9 +4,9 @@ taken out of what is kept."""
 
 from __future__ import annotations
 
-import functools
 import weakref
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ..contract import KNOWN_PARAMS, query_pairs
@@ -128,7 +128,7 @@ _KEPT_PARTS = 4096
 _KEPT_PART_CHARS = 512
 
 
-def _keep(kept: dict[str, tuple[object, str]], part: str, mark: object, written: str) -> None:
+def _keep(kept: dict[str, tuple[object, Any]], part: str, mark: object, written: Any) -> None:
     if len(part) <= _KEPT_PART_CHARS:
         if len(kept) >= _KEPT_PARTS:
             kept.clear()
@@ -136,20 +136,25 @@ def _keep(kept: dict[str, tuple[object, str]], part: str, mark: object, written:
 
 
 def _hides(text: str, secret_re: SecretPattern | None) -> bool:
-    """Whether a URL part is not to be written: token-shaped, a credential, or a secret's form."""
+    """Whether a URL part is not to be written: token-shaped, a credential, or a secret's form.
+    A paging client sends the same few parameter names and values with one Authorization: the
+    verdicts on short parts are kept like the written forms."""
     if not text:
         return False
-    if len(text) <= _CACHED_PART_CHARS:
-        return _hides_short(text, secret_re)
-    return _judged(text, secret_re)
+    if len(text) > _JUDGED_PART_CHARS:
+        return _judged(text, secret_re)
+    mark = pattern_mark(secret_re)
+    kept = _VERDICTS.get(text)
+    if kept is not None and kept[0] is mark:
+        return kept[1]
+    verdict = _judged(text, secret_re)
+    _keep(_VERDICTS, text, mark, verdict)
+    return verdict
 
 
 def _judged(text: str, secret_re: SecretPattern | None) -> bool:
     return is_token_shaped(text) or (secret_re is not None and secret_re.search(text))
 
 
-# A paging client sends the same few parameter names and values with one Authorization (one
-# SecretPattern, compiled once): their verdicts are kept, so the URL of each log line costs a
-# lookup per part instead of a shape check and a secret search.
-_CACHED_PART_CHARS = 64
-_hides_short = functools.lru_cache(maxsize=4096)(_judged)
+_VERDICTS: dict[str, tuple[object, bool]] = {}
+_JUDGED_PART_CHARS = 64
