@@ -9,6 +9,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -293,9 +294,14 @@ def _achievement_errors(doc: dict) -> Iterator[tuple[list, str]]:
         key, wire, compact = rules.get(shape) or rules["V2"]
         others = {k: s for s, (k, _, _) in rules.items() if s != shape}
         wire_ok, compact_ok = wire.ok, compact.ok
-        titles = dataset.get("titles")
-        for t, title in enumerate(titles if isinstance(titles, list) else ()):
-            entries = title.get("achievements") if isinstance(title, dict) else None
+        titles = dataset.get("titles") if isinstance(dataset.get("titles"), list) else []
+        lists = [title.get("achievements") if isinstance(title, dict) else None for title in titles]
+        # Entries are compact (a wire object's key is not among a compact entry's keys) unless
+        # shown otherwise: when every one passes, there is nothing to explain, found at C speed.
+        if (key not in compact.props and all(type(entries) is list for entries in lists)
+                and all(map(compact_ok, chain.from_iterable(lists)))):
+            continue
+        for t, entries in enumerate(lists):
             for a, entry in enumerate(entries if isinstance(entries, list) else ()):
                 if type(entry) is dict and (wire_ok(entry) if key in entry else compact_ok(entry)):
                     continue
@@ -310,10 +316,29 @@ def _achievement_errors(doc: dict) -> Iterator[tuple[list, str]]:
                         yield path, message
 
 
+@functools.cache
+def _title_ok() -> Callable[[Any], bool]:
+    schema = _schema()
+    return _Compiler(schema).predicate(schema["$defs"]["title"])
+
+
+def _envelope(doc: dict) -> dict:
+    """``doc`` as jsonschema is to see it: a dataset whose titles all pass the schema's title rule
+    (compiled, as the achievement rules are) holds no titles, so that jsonschema, which takes a
+    hundred times as long over a title, finds the same problems everywhere else."""
+    datasets = doc.get("datasets")
+    if type(datasets) is not list:
+        return doc
+    ok = _title_ok()
+    return {**doc, "datasets": [
+        {**d, "titles": []} if type(d) is dict and type(d.get("titles")) is list and all(map(ok, d["titles"])) else d
+        for d in datasets]}
+
+
 def schema_errors(path: Path, data: bytes, doc: dict) -> list[CassetteError]:
     """Every schema problem of ``doc``, read from ``data`` (the file at ``path``), by line."""
     found: list[tuple[list, str]] = []
-    for err in _validators()[1].iter_errors(doc):
+    for err in _validators()[1].iter_errors(_envelope(doc)):
         where = list(err.absolute_path)
         message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):

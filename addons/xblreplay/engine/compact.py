@@ -10,8 +10,10 @@ are blank placeholders, so that a row is a position.
 
 from __future__ import annotations
 
-import re
 from array import array
+from collections.abc import Iterator
+from itertools import accumulate, chain, compress, repeat
+from operator import eq, is_, is_not, itemgetter
 from typing import Any, NamedTuple
 
 from ..model import NEVER, TYPES
@@ -22,9 +24,19 @@ from .wire import _as_int, derived_scid, wire_time
 UNLOCKED, CHALLENGE, NAMED, LOCKED_TEXT, SECRET, PROGRESS, ICON = 1, 2, 4, 8, 16, 32, 64
 _PLAIN_KEYS = frozenset(("id", "name", "description", "lockedDescription", "gamerscore", "type", "unlocked",
                          "progress", "secret", "window", "rarity", "icon"))
-# Times already in the wire form, 28 characters each: a run of them is checked in one match.
-_WIRE_TIMES = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z)*")
+# Times already in the wire form (YYYY-MM-DDTHH:MM:SS.fffffffZ, 28 characters): where each
+# punctuation mark stands, and the other places, which hold decimal digits.
+_WIRE_TIME_MARKS = tuple((i, c) for i, c in enumerate("0000-00-00T00:00:00.0000000Z") if c != "0")
+_WIRE_TIME_DIGITS = tuple(i for i, c in enumerate("0000-00-00T00:00:00.0000000Z") if c == "0")
 _GAP = object()  # an absent key (None may be written)
+_ALLOWED = {k: frozenset(types) | {type(_GAP)} for k, types in {
+    "name": {str}, "description": {str}, "lockedDescription": {str}, "gamerscore": {int}, "type": {str},
+    "unlocked": {str, type(None)}, "progress": {list, type(None)}, "secret": {bool}, "window": {dict, type(None)},
+    "rarity": {dict, type(None)}, "icon": {str, type(None)}}.items()}
+_GAP_TYPE = type(_GAP)
+_KIND_VALUES = frozenset((_GAP, *TYPES))
+_ID = itemgetter("id")
+_CATEGORY_OF = bytes(f & (UNLOCKED | CHALLENGE) for f in range(256))  # flags -> category (categories.py)
 _INT64 = 1 << 63
 
 
@@ -108,8 +120,33 @@ class _Compact(NamedTuple):
                    None if rarity is None else dict(rarity))
 
 
-def _kinds(values: list) -> set:
-    return set(map(type, values))
+def _texts(values: list | None, types: set | None, m: int) -> list[str]:
+    """A column of strings, absent values and null as "" (``types``: those of ``values``)."""
+    if values is None:
+        return [""] * m
+    if types == {str}:
+        return values
+    return [v if type(v) is str else "" for v in values]
+
+
+def _where(values: list | None, kind: type) -> Iterator[tuple[int, Any]]:
+    """(row, value) of the values of type ``kind`` in a column (a rare kind: found at C speed)."""
+    if values is None:
+        return iter(())
+    rows = compress(range(len(values)), map(isinstance, values, repeat(kind)))
+    return ((i, values[i]) for i in rows)
+
+
+def _wire_times(times: list[str]) -> bool:
+    """Whether every one of ``times`` is a time in the wire form (not NEVER): each 28 characters,
+    checked column by column of their joined text (the run of them is long in a large title)."""
+    if not times:
+        return True
+    if set(map(len, times)) != {28} or NEVER in times:
+        return False
+    text = "".join(times)
+    return (all(text[i::28] == c * len(times) for i, c in _WIRE_TIME_MARKS)
+            and "".join([text[i::28] for i in _WIRE_TIME_DIGITS]).isdecimal())
 
 
 class HandColumns:
@@ -177,90 +214,94 @@ class HandColumns:
         self._locked.extend(r.locked for r in rows)
         self._icon.extend(r.icon if isinstance(r.icon, str) else "" for r in rows)
 
-    def append_plain(self, title: int, entries: list) -> array | None:
-        """The entries of title row ``title`` appended when they are all plain compact entries with
-        distinct ids: their ids (in order); None, and nothing appended, otherwise."""
+    def append_plain(self, titles: list[tuple[int, list]]) -> list[tuple[array, bytes]] | None:
+        """The entries of each (title row, entries) appended, title after title, when they are all
+        plain compact entries with ids distinct within their title: per title, its ids (in order)
+        and its entries' categories (flag bits 0-1); None, and nothing appended, otherwise.
+
+        The checks and columns run over the entries of every title at once: a large dataset has
+        tens of thousands of small titles, and a step per title would cost more than the entries."""
+        entries = list(chain.from_iterable([e for _, e in titles]))
+        sizes = [len(e) for _, e in titles]
         m = len(entries)
         if not m:
-            return array("q")
-        if _kinds(entries) != {dict}:
+            return [(array("q"), b"") for _ in titles]
+        if set(map(type, entries)) != {dict}:
             return None
         keys = set().union(*entries)
         if not keys <= _PLAIN_KEYS:
             return None
         try:
-            ids = [e["id"] for e in entries]
+            ids = list(map(_ID, entries))
             numbers = array("q", ids)
         except (KeyError, TypeError, OverflowError):
             return None
-        if _kinds(ids) != {int} or min(numbers) < 0 or len(set(ids)) != m:
+        ends = list(accumulate(sizes))
+        spans = list(zip([0, *ends], ends))
+        if (set(map(type, ids)) != {int} or min(numbers) < 0
+                or any(len(set(ids[a:b])) != b - a for a, b in spans)):
             return None
         col = {k: [e.get(k, _GAP) for e in entries] for k in keys if k != "id"}
-        gap, gaps = type(_GAP), [_GAP] * m
-        allowed = {"name": {str}, "description": {str}, "lockedDescription": {str}, "gamerscore": {int},
-                   "type": {str}, "unlocked": {str, type(None)}, "progress": {list, type(None)},
-                   "secret": {bool}, "window": {dict, type(None)}, "rarity": {dict, type(None)},
-                   "icon": {str, type(None)}}
-        if any(not _kinds(values) <= allowed[k] | {gap} for k, values in col.items()):
+        types = {k: set(map(type, values)) for k, values in col.items()}
+        if any(not found <= _ALLOWED[k] for k, found in types.items()):
             return None
-        kinds = col.get("type", gaps)
-        if not set(kinds) <= {_GAP, *TYPES}:
+        kinds = col.get("type")
+        if kinds is not None and not set(kinds) <= _KIND_VALUES:
             return None
-        unlocked = [u if type(u) is str else "" for u in col.get("unlocked", gaps)]
+        unlocked = _texts(col.get("unlocked"), types.get("unlocked"), m)
+        if not _wire_times(list(filter(None, unlocked))):
+            return None
         windows = {i: (wire_time(w.get("start")), wire_time(w.get("end")))  # few: one by one
-                   for i, w in enumerate(col.get("window", gaps)) if type(w) is dict}
-        times = [u for u in unlocked if u]
-        if (any(None in pair for pair in windows.values()) or set(map(len, times)) - {28} or NEVER in times
-                or not _WIRE_TIMES.fullmatch("".join(times))):
+                   for i, w in _where(col.get("window"), dict)}
+        if any(None in pair for pair in windows.values()):
             return None
-        if any(kinds[i] not in (_GAP, "Challenge") for i in windows):
+        if kinds is not None and any(kinds[i] not in (_GAP, "Challenge") for i in windows):
             return None
-        progress = col.get("progress", gaps)
-        counts = array("q")
+        lists = dict(_where(col.get("progress"), list))
+        if any(len(p) != 2 or type(p[0]) is not int or type(p[1]) is not int for p in lists.values()):
+            return None
+        counts = array("q", bytes(16 * m))
+        gamerscore = col.get("gamerscore")
         try:
-            for p in progress:
-                if type(p) is list:
-                    if len(p) != 2 or type(p[0]) is not int or type(p[1]) is not int:
-                        return None
-                    counts.extend(p)
-                else:
-                    counts.extend((0, 0))
-            scores = array("q", [0 if s is _GAP else s for s in col.get("gamerscore", gaps)])
+            for i, (current, target) in lists.items():
+                counts[2 * i], counts[2 * i + 1] = current, target
+            if gamerscore is None:
+                scores = array("q", bytes(8 * m))
+            else:
+                scores = array("q", gamerscore if _GAP_TYPE not in types["gamerscore"] else
+                               [0 if s is _GAP else s for s in gamerscore])
         except OverflowError:
             return None
-        flags = bytearray(m)
-        present = [[i for i, v in enumerate(unlocked) if v]]  # per bit, the rows that have it
-        present += [[i for i, v in enumerate(col[k]) if v is not _GAP] if k in col else []
-                    for k in ("name", "lockedDescription")]
-        present.append([i for i, v in enumerate(col["secret"]) if v is True] if "secret" in col else [])
-        present.append([i for i, v in enumerate(col["icon"]) if type(v) is str] if "icon" in col else [])
-        for rows, bit in zip(present, (UNLOCKED, NAMED, LOCKED_TEXT, SECRET, ICON)):
-            for i in rows:
-                flags[i] |= bit
-        for i, k in enumerate(kinds):
-            if k == "Challenge" or (k is _GAP and i in windows):
+        # Each flag bit as one byte per row, 1 where set, shifted into place as one big integer.
+        bits = [(map(bool, unlocked), UNLOCKED), (map(is_not, col.get("name", ()), repeat(_GAP)), NAMED),
+                (map(is_not, col.get("lockedDescription", ()), repeat(_GAP)), LOCKED_TEXT),
+                (map(is_, col.get("secret", ()), repeat(True)), SECRET),
+                (map(isinstance, col.get("icon", ()), repeat(str)), ICON),
+                (map(eq, kinds or (), repeat("Challenge")), CHALLENGE)]
+        packed = sum(int.from_bytes(bytes(values), "little") * bit for values, bit in bits)
+        flags = bytearray(packed.to_bytes(m, "little"))
+        for i in lists:
+            flags[i] |= PROGRESS
+        for i in windows:
+            if kinds is None or kinds[i] is _GAP:
                 flags[i] |= CHALLENGE
-        for i, p in enumerate(progress):
-            if type(p) is list:
-                flags[i] |= PROGRESS
         base = len(self)
-        for i, r in enumerate(col.get("rarity", gaps)):
-            if type(r) is dict:
-                self._odd[base + i] = {"rarity": dict(r)}
+        for i, r in _where(col.get("rarity"), dict):
+            self._odd[base + i] = {"rarity": dict(r)}
         for i, pair in windows.items():
             self.windows[base + i] = pair
-        self._title.extend(array("I", [title]) * m)
+        self._title.extend(array("I", chain.from_iterable([repeat(t, n) for (t, _), n in zip(titles, sizes)])))
         self._number.extend(numbers)
-        self._seq.extend(range(m))
+        self._seq.extend(chain.from_iterable(map(range, sizes)))
         self._score.extend(scores)
         self._flags.extend(flags)
         self._progress.extend(counts)
         self._unlocked.extend(unlocked)
         for key, texts in (("name", self._name), ("description", self._description),
                            ("lockedDescription", self._locked), ("icon", self._icon)):
-            values = col.get(key)
-            texts.extend([v if type(v) is str else "" for v in values] if values else [""] * m)
-        return numbers
+            texts.extend(_texts(col.get(key), types.get(key), m))
+        categories = bytes(flags).translate(_CATEGORY_OF)
+        return [(numbers[a:b], categories[a:b]) for a, b in spans]
 
     # -- reading a row
 

@@ -112,7 +112,7 @@ class _Dataset:
         run: list[tuple[int, int, Any, list]] = []  # (title row, id, identity key, entries) not yet added
         run_keys: set = set()
 
-        def merge_entries(index: int, tid: int, entries: Iterable) -> None:
+        def merge_entries(index: int, tid: int, _: Any, entries: Iterable) -> None:
             for seq, a in enumerate(entries):
                 if not isinstance(a, dict):
                     raise ValueError(f"title {tid}: an achievement must be a mapping, not {a!r}")
@@ -122,17 +122,10 @@ class _Dataset:
                     self._merge_row(_Compact.read(a, index, tid, seq))
 
         def add_run(run: list[tuple[int, int, Any, list]]) -> None:
-            blocks = rows.append_plain([(index, entries) for index, _, _, entries in run]) if run else []
-            if blocks is None and len(run) > 1:  # some title is not plain: each on its own, in order
-                for index, tid, key, entries in run:
-                    if self._ids.free(key):  # an entry of a title before it may have taken its key
-                        add_run([(index, tid, key, entries)])
-                    else:
-                        merge_entries(index, tid, entries)
-                return
-            if blocks is None:
-                index, tid, _, entries = run[0]
-                merge_entries(index, tid, entries)
+            blocks = rows.append_plain([(index, entries) for index, _, _, entries in run])
+            if blocks is None:  # some title is not plain: each on its own, in order
+                for one in run:  # (an entry of a title before it may have taken its key)
+                    add_run([one]) if len(run) > 1 and self._ids.free(one[2]) else merge_entries(*one)
                 return
             for (_, tid, key, _), (numbers, categories) in zip(run, blocks):
                 first = self._size
@@ -140,11 +133,16 @@ class _Dataset:
                 self._ids.add_block(key, numbers, first)
                 filing.file_block(self._by_category, self._by_title, tid, first, categories)
 
+        def flush() -> None:
+            add_run(run)
+            run.clear()
+            run_keys.clear()
+
         for title in titles:
             try:
                 tid, name, scid = read_title(title, self.shape)
             except ValueError:
-                add_run(run)  # the titles before it first, as they come first
+                flush()  # the titles before it first, as they come first
                 raise
             index = rows.add_title(tid, name, scid)
             tid = rows.title_ids[index]  # a new int object: the document is not kept alive by it
@@ -152,18 +150,16 @@ class _Dataset:
             entries = title.get("achievements") or ()
             key = scid if self.shape == "V2" else tid
             if key in run_keys:  # whether it is new depends on the run before it
-                add_run(run)
-                run, run_keys = [], set()
+                flush()
             if self._ids.free(key) and isinstance(entries, list):
                 run.append((index, tid, key, entries))
                 run_keys.add(key)
             else:
-                add_run(run)
-                run, run_keys = [], set()
-                merge_entries(index, tid, entries)
+                flush()
+                merge_entries(index, tid, key, entries)
             self._by_title.setdefault(tid, per_category())
             added.append(tid)
-        add_run(run)
+        flush()
         self._coverage.add_titles(added, complete)
         self._invalidate()
 
