@@ -129,6 +129,15 @@ def _texts(values: list | None, types: set | None, m: int) -> list[str]:
     return [v if type(v) is str else "" for v in values]
 
 
+def _column(entries: list[dict], key: str) -> list:
+    """The values of ``key`` in ``entries``, _GAP where it is absent (a key every entry has is
+    read at C speed)."""
+    try:
+        return list(map(itemgetter(key), entries))
+    except KeyError:
+        return [e.get(key, _GAP) for e in entries]
+
+
 def _where(values: list | None, kind: type) -> Iterator[tuple[int, Any]]:
     """(row, value) of the values of type ``kind`` in a column (a rare kind: found at C speed)."""
     if values is None:
@@ -241,7 +250,7 @@ class HandColumns:
         if (set(map(type, ids)) != {int} or min(numbers) < 0
                 or any(len(set(ids[a:b])) != b - a for a, b in spans)):
             return None
-        col = {k: [e.get(k, _GAP) for e in entries] for k in keys if k != "id"}
+        col = {k: _column(entries, k) for k in keys if k != "id"}
         types = {k: set(map(type, values)) for k, values in col.items()}
         if any(not found <= _ALLOWED[k] for k, found in types.items()):
             return None
@@ -251,8 +260,11 @@ class HandColumns:
         unlocked = _texts(col.get("unlocked"), types.get("unlocked"), m)
         if not _wire_times(list(filter(None, unlocked))):
             return None
-        windows = {i: (wire_time(w.get("start")), wire_time(w.get("end")))  # few: one by one
-                   for i, w in _where(col.get("window"), dict)}
+        windows = dict(_where(col.get("window"), dict))
+        bounds = [w.get(b) for w in windows.values() for b in ("start", "end")]
+        # The windows of many entries share a few times: each text read once.
+        read = {t: wire_time(t) for t in set(bounds)}.__getitem__ if set(map(type, bounds)) <= {str} else wire_time
+        windows = {i: (read(w.get("start")), read(w.get("end"))) for i, w in windows.items()}
         if any(None in pair for pair in windows.values()):
             return None
         if kinds is not None and any(kinds[i] not in (_GAP, "Challenge") for i in windows):
