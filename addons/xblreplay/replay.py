@@ -6,8 +6,9 @@ This is the part of replay that has nothing to do with mitmproxy; the addon and
 
 from __future__ import annotations
 
-import json
+import ctypes
 import gc
+import json
 import os
 import statistics
 from datetime import datetime, timezone
@@ -22,6 +23,16 @@ from .contract import Validator, parse_accept_language, request_key, request_lan
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
 # to parse a recorded URL into a query, so a placeholder stands in for it.
 _PLACEHOLDER_AUTH = "XBL3.0 x=recorded;recorded"
+
+
+def _release_free_memory() -> None:
+    """Hands the memory a load freed (the parsed documents, the columns' building blocks) back to
+    the system: glibc keeps freed heap pages mapped, which left a 1M-achievement load resident at
+    1.6x what it holds. Elsewhere (no ``malloc_trim``) nothing is done."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def parse_now(value: str | None) -> datetime | None:
@@ -91,6 +102,7 @@ class Replayer:
         finally:
             gc.enable()
         gc.freeze()
+        _release_free_memory()
         return replayer
 
     def add_document(self, doc: dict[str, Any], source: str = "") -> list["Listing"]:
