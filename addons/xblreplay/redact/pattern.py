@@ -80,101 +80,138 @@ def _json_forms(value: str) -> list[str]:
     return [f for f in forms if f != value]
 
 
+class _Forms:
+    """Every form of one secret value (see :class:`SecretPattern`). Its probes are found at once;
+    its regex is compiled the first time a probe is seen (a signature sent once and never echoed
+    is never compiled)."""
+
+    __slots__ = ("name", "value", "_names", "literals", "_regexes", "always", "probes")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name, self.value = name, value
+        self._names: dict[str, str] | None = None  # regex group -> what a match is, once compiled
+        self._regexes: tuple[re.Pattern[str], re.Pattern[str]] | None = None  # (decoded, JSON)
+        self.literals: list[tuple[str, str]] = []  # (long value in a form, what it is)
+        self.always, self.probes = False, ()
+        if len(value) > MAX_SECRET_CHARS:
+            self.literals = [(value, name), (quote(value, safe=""), f"{name} (percent-encoded)")]
+            self._names = {}
+            return
+        # Probes: the value's longest run that every form keeps as it is, and each base64 core's
+        # longest run both alphabets share; without one, the regex always runs.
+        probes = set()
+        runs = _UNRESERVED.findall(value)
+        run = max(runs, key=len) if runs else ""
+        self.always = len(run) < _PROBE_MIN
+        probes.add(run)
+        for core in _base64_forms(value):
+            run = max(_ALNUM.findall(core), key=len, default="")
+            self.always = self.always or not run
+            probes.add(run)
+        probes.discard("")
+        # A probe holding another is never present without it: look for the shortest ones only.
+        self.probes = tuple(p for p in probes if not any(o != p and o in p for o in probes))
+
+    @property
+    def names(self) -> dict[str, str]:
+        if self._names is None:
+            self._compile()
+        return self._names
+
+    def _compile(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        value, name = self.value, self.name
+        names, decoded, escaped = {}, [], []
+        forms = [(re.escape(value), name), (_percent_form(value), f"{name} (percent-encoded)")]
+        forms += [(re.escape(f), f"{name} (base64)") for f in _base64_forms(value)]
+        for j, (source, what) in enumerate(forms):
+            names[f"f{j}"] = what
+            decoded.append(f"(?P<f{j}>{source})")
+        for j, form in enumerate(_json_forms(value)):
+            names[f"j{j}"] = f"{name} (JSON-escaped)"
+            escaped.append(f"(?P<j{j}>{re.escape(form)})")
+        self._names = names
+        self._regexes = (re.compile("|".join(decoded)), re.compile("|".join(decoded + escaped)))
+        return self._regexes
+
+    def _regex(self, text: str, in_json: bool) -> re.Pattern[str] | None:
+        """The regex to run over ``text``, None when no form of the value can be in it."""
+        if self.literals:
+            return None
+        if not self.always:
+            for probe in self.probes:  # a loop, not any(): it runs for every line the proxy writes
+                if probe in text:
+                    break
+            else:
+                return None
+        return (self._regexes or self._compile())[in_json]
+
+    def search(self, text: str, in_json: bool) -> bool:
+        if any(lit in text for lit, _ in self.literals):
+            return True
+        regex = self._regex(text, in_json)
+        return regex is not None and regex.search(text) is not None
+
+    def sub(self, text: str, in_json: bool, removed: list[str]) -> str:
+        for lit, what in self.literals:
+            if lit in text:
+                removed += [what] * text.count(lit)
+                text = text.replace(lit, REDACTED)
+        regex = self._regex(text, in_json)
+        if regex is not None:
+            names = self._names
+
+            def named(m: re.Match[str]) -> str:
+                removed.append(names[m.lastgroup])
+                return REDACTED
+
+            text = regex.sub(named, text)
+        return text
+
+
 class SecretPattern:
     """The exchange's secret values, each searched in every form it can be written in: as it is,
     percent-encoded (any mix), base64 (either alphabet, any alignment) and, in JSON text,
     JSON-escaped. ``find``/``sub`` work on decoded text (a body's strings, a URL) or, with
-    ``in_json``, on serialized JSON (a cassette line, a log line). Every form of a value has a
-    named group of one regex, so a match names its secret; both look for cheap substring probes
-    first (~10x faster than the regex over a 32 KiB page). A value longer than
-    :data:`bounds.MAX_SECRET_CHARS` is searched as plain text, as it is and fully percent-encoded
-    (a regex of its other forms would cost seconds to build)."""
+    ``in_json``, on serialized JSON (a cassette line, a log line). Each value's forms are one
+    regex with a group per form, so a match names its secret, compiled once per value (a client
+    signing every request sends a new Signature each time beside the same Authorization: only the
+    new value is compiled); values are searched longest first, so a longer value holding a
+    shorter one wins. Each looks for cheap substring probes first (~10x faster than the regex
+    over a 32 KiB page). A value longer than :data:`bounds.MAX_SECRET_CHARS` is searched as plain
+    text, as it is and fully percent-encoded (a regex of its other forms would cost seconds to
+    build)."""
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
         names: dict[str, str] = {}
         for name, value in secrets.items():
             names.setdefault(value, name)
         self.values = sorted(names, key=len, reverse=True)  # a longer value holding a shorter one wins
-        self.names: dict[str, str] = {}  # regex group -> what a match is
-        self.literals: list[tuple[str, str]] = []  # (long value in a form, what it is), longest first
-        decoded, escaped, probes = [], [], set()
-        for i, value in enumerate(self.values):
-            name = names[value]
-            if len(value) > MAX_SECRET_CHARS:
-                self.literals += [(value, name), (quote(value, safe=""), f"{name} (percent-encoded)")]
-                continue
-            forms = [(re.escape(value), name), (_percent_form(value), f"{name} (percent-encoded)")]
-            forms += [(re.escape(f), f"{name} (base64)") for f in _base64_forms(value)]
-            for j, (source, what) in enumerate(forms):
-                group = f"s{i}_{j}"
-                self.names[group] = what
-                decoded.append(f"(?P<{group}>{source})")
-            for j, form in enumerate(_json_forms(value)):
-                group = f"s{i}_j{j}"
-                self.names[group] = f"{name} (JSON-escaped)"
-                escaped.append(f"(?P<{group}>{re.escape(form)})")
-        # Probes: a value holding another secret is never present, in any form, without that
-        # one's form (a base64 text of the whole Authorization holds one of its token's three
-        # base64 cores), so only the values that hold no other are probed.
-        self.always = False  # a secret with no probe: the regex always runs
-        short = [v for v in self.values if len(v) <= MAX_SECRET_CHARS]
-        for value in short:
-            if any(o != value and o in value for o in short):
-                continue
-            runs = _UNRESERVED.findall(value)
-            run = max(runs, key=len) if runs else ""
-            if len(run) < _PROBE_MIN:
-                self.always = True
-            probes.add(run)
-            for core in _base64_forms(value):  # its longest run that both alphabets share
-                run = max(_ALNUM.findall(core), key=len, default="")
-                self.always = self.always or not run
-                probes.add(run)
-        self.regex = re.compile("|".join(decoded)) if decoded else None
-        self.json_regex = re.compile("|".join(decoded + escaped)) if decoded else None
+        self._forms = [_forms(names[v], v) if len(v) <= MAX_SECRET_CHARS else _Forms(names[v], v)
+                       for v in self.values]
         self.non_ascii = not all(v.isascii() for v in self.values)
         self.json_escaped = any(_JSON_ESCAPED.search(v) for v in self.values)
-        probes.discard("")
-        # A probe holding another is never present without it: look for the shortest ones only.
-        self._probes = [p for p in probes if not any(o != p and o in p for o in probes)]
 
-    def _probe(self, text: str) -> bool:
-        if self.regex is None:
-            return False
-        if self.always:
-            return True
-        for probe in self._probes:  # a loop, not any(): it runs for every line the proxy writes
-            if probe in text:
-                return True
-        return False
+    @property
+    def names(self) -> dict[str, str]:
+        """Each regex group of each value -> what its match is (none for a value searched as text)."""
+        return {f"s{i}_{group}": what for i, forms in enumerate(self._forms) for group, what in forms.names.items()}
 
     def search(self, text: str, in_json: bool = False) -> bool:
         """Whether a secret is in ``text`` (decoded text, or serialized JSON with ``in_json``)."""
-        if any(lit in text for lit, _ in self.literals):
-            return True
-        return self._probe(text) and (self.json_regex if in_json else self.regex).search(text) is not None
+        for forms in self._forms:
+            if forms.search(text, in_json):
+                return True
+        return False
 
     def find(self, text: str, in_json: bool = False) -> list[str]:
         """What is in ``text``: each secret's form found, named, once each."""
-        found = [what for lit, what in self.literals if lit in text]
-        if self._probe(text):
-            regex = self.json_regex if in_json else self.regex
-            found += [self.names[m.lastgroup] for m in regex.finditer(text)]
-        return list(dict.fromkeys(found))
+        return list(dict.fromkeys(self.sub(text, in_json)[1]))
 
     def sub(self, text: str, in_json: bool = False) -> tuple[str, list[str]]:
-        """``text`` with every form of every secret replaced, and what was replaced (in order)."""
+        """``text`` with every form of every secret replaced, and what was replaced."""
         removed: list[str] = []
-        for lit, what in self.literals:
-            if lit in text:
-                removed += [what] * text.count(lit)
-                text = text.replace(lit, REDACTED)
-        if self._probe(text):
-            def named(m: re.Match[str]) -> str:
-                removed.append(self.names[m.lastgroup])
-                return REDACTED
-
-            text = (self.json_regex if in_json else self.regex).sub(named, text)
+        for forms in self._forms:
+            text = forms.sub(text, in_json, removed)
         return text, removed
 
 
@@ -189,5 +226,14 @@ def secret_pattern(secrets: Mapping[str, str]) -> SecretPattern | None:
 
 @functools.lru_cache(maxsize=256)
 def _pattern(secrets: tuple[tuple[str, str], ...]) -> SecretPattern:
-    """Compiled once per set of secrets: a client sends the same Authorization again and again."""
+    """One pattern per set of secrets (the log's caches know a set by its pattern); its values'
+    forms are compiled once each, whatever sets they come in."""
     return SecretPattern(dict(secrets))
+
+
+@functools.lru_cache(maxsize=512)
+def _forms(name: str, value: str) -> _Forms:
+    """Compiled once per secret value (and the name it is reported under): a client sends the
+    same Authorization again and again. A value over MAX_SECRET_CHARS is not kept (it is not
+    compiled either)."""
+    return _Forms(name, value)
