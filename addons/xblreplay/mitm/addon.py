@@ -27,7 +27,7 @@ from ..model import HOST
 from ..proxy import Configuration, FlowState, Policy, build, close_log, exchange_secrets, judge, log_exchange, shown_url
 from ..proxy import options as xopts
 from ..proxy.options import ConfigError
-from .translate import lowercase_headers, make_response, pretty_host, reply_of
+from .translate import lowercase_headers, make_response, pretty_host, pretty_url, reply_of
 
 logger = logging.getLogger("xblreplay")
 
@@ -201,24 +201,25 @@ class Achievements:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         self._unhooked.pop(flow, None)
-        if pretty_host(flow.request) != HOST:
+        headers = lowercase_headers(flow.request.headers)  # read once for the whole hook
+        if pretty_host(flow.request, headers) != HOST:
             return
         try:
-            await self._answer_request(flow)
+            await self._answer_request(flow, headers)
         finally:
             if flow.response is not None and flow.request.method.upper() == "HEAD":
                 # mitmproxy sends an answer's body whatever the method: to HEAD the addon's
                 # answers (any of them) go without one, their headers as they are.
                 flow.response.raw_content = b""
 
-    async def _answer_request(self, flow: http.HTTPFlow) -> None:
+    async def _answer_request(self, flow: http.HTTPFlow, headers: dict[str, str]) -> None:
         if self.broken or self.validator is None:
             # No configuration in force: fail closed, whatever the mode was meant to be.
             why = f"xblreplay misconfigured: {self.broken or 'no configuration loaded'}"
             flow.response = make_response(answers.proxy_error(502, why), [])
             return
         try:
-            await self._request(flow)
+            await self._request(flow, headers)
         except Exception as exc:
             # A fault of the proxy must never let a request through to the service (replay is
             # offline); the client gets a 500 that says so, the log gets the traceback.
@@ -230,10 +231,10 @@ class Achievements:
                 state.source, state.answer = "error", None
             flow.response = make_response(answers.proxy_error(500, reason), [])
 
-    async def _request(self, flow: http.HTTPFlow) -> None:
+    async def _request(self, flow: http.HTTPFlow, headers: dict[str, str]) -> None:
         req = flow.request
-        state = self.policy.start(req.method, req.pretty_url, lowercase_headers(req.headers),
-                                  req.raw_content or None, req.timestamp_start)
+        state = self.policy.start(req.method, pretty_url(req, headers), headers, req.raw_content or None,
+                                  req.timestamp_start)
         self._flows[flow] = state
         outcome = await self.policy.decide(state, req.raw_content or None, bool(req.stream))
         if outcome.answer is not None:
