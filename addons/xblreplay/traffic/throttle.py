@@ -17,42 +17,34 @@ Which requests count where:
 ``Retry-After`` is the whole number of seconds, rounded up, until the window frees a slot for
 the next request; when both windows are full the longer wait is reported.
 
-Memory. Each pair keeps its request times in compact arrays of floats (8 bytes a time): one array
-of accepted requests, serving both windows, and a second one (every request, for sustain) only from
-the pair's first rejection on; times that have left their windows are dropped in amortised O(1).
-A pair whose newest request has left every window is forgotten, and at most
+Memory. Each pair keeps its request times in compact arrays of doubles (8 bytes a time, byte arrays
+the cyclic garbage collector does not walk): one of accepted requests, serving both windows, and a
+second one (every request, for sustain) only from the pair's first rejection on; times that have
+left their windows are dropped in amortised O(1). A pair whose newest request has left every
+window is forgotten, and at most
 ``tracking.max_callers`` pairs are kept (``rules/limits.yaml``): beyond that the least recently
 seen pair is forgotten. A forgotten pair starts afresh, so a throttled pair forgotten at the cap
 gets through before its ``Retry-After``; under the cap nothing changes. A pair that was never
-throttled costs about 360 bytes with one request in its windows, its key included.
+throttled costs about 350 bytes with one request in its windows, its key included.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from array import array
 from collections import OrderedDict
 from typing import Any, Callable
 
 from .. import answers
 from ..model import Answer
 from .limits import rate_windows, tracking_caps
-from .window import add_capped, drop_before, first_inside, forget_idle
+from .window import add, add_capped, drop_before, first_inside, forget_idle, newest, since, start
 
 
-class _Caller:
-    """One (xuid, title): ascending times of its accepted requests, and of all its requests once
-    one has been rejected (until then the two are the same)."""
-
-    __slots__ = ("accepted", "counted")
-
-    def __init__(self, now: float) -> None:
-        self.accepted = array("d", (now,))
-        self.counted: array | None = None
-
-    def newest(self) -> float:
-        return (self.accepted if self.counted is None else self.counted)[-1]
+def _newest(caller: tuple[bytearray, bytearray | None]) -> float:
+    """The time of a caller's newest request."""
+    accepted, counted = caller
+    return newest(accepted if counted is None else counted)
 
 
 class Throttle:
@@ -63,8 +55,11 @@ class Throttle:
         self._horizon = max(self._burst.period, self._sustain.period)
         self._max_callers = tracking_caps(limits)[0]
         self._clock = clock
-        # (xuid, title) -> its request times, least recently seen first.
-        self._pairs: OrderedDict[tuple[int, str], _Caller] = OrderedDict()
+        # (xuid, title) -> (accepted, counted): the ascending times (window.py) of its accepted
+        # requests, and of all its requests once one has been rejected (None until then: the two
+        # are the same), least recently seen first. A tuple of byte arrays, which the cyclic
+        # garbage collector stops tracking once it has seen it.
+        self._pairs: OrderedDict[tuple[int, str], tuple[bytearray, bytearray | None]] = OrderedDict()
         self.forgotten_at_cap = 0  # pairs forgotten because the cap was reached
 
     def __len__(self) -> int:
@@ -74,15 +69,15 @@ class Throttle:
     def check(self, xuid: int, title: str) -> Answer | None:
         """Count one request; None lets it through, an Answer (429) rejects it."""
         now = self._clock()
-        forget_idle(self._pairs, _Caller.newest, self._horizon, now)
+        forget_idle(self._pairs, _newest, self._horizon, now)
         key = (xuid, title)
         caller = self._pairs.get(key)
         if caller is None:  # the first request of a pair always fits (every limit is >= 1)
-            self.forgotten_at_cap += add_capped(self._pairs, key, _Caller(now), self._max_callers)
+            self.forgotten_at_cap += add_capped(self._pairs, key, (start(now), None), self._max_callers)
             return None
         self._pairs.move_to_end(key)
 
-        accepted, counted = caller.accepted, caller.counted
+        accepted, counted = caller
         burst, sustain = self._burst, self._sustain
         shared = counted is None  # accepted serves sustain too while no request was rejected
         first = drop_before(accepted, first_inside(accepted, self._horizon if shared else burst.period, now))
@@ -91,13 +86,14 @@ class Throttle:
         full = [w for w, times in ((burst, accepted), (sustain, accepted if shared else counted))
                 if w.full(times, now)]
         if not full:
-            accepted.append(now)
+            add(accepted, now)
             if not shared:
-                counted.append(now)
+                add(counted, now)
             return None
         if shared:  # the first rejection: from now on sustain keeps every request's time apart
-            counted = caller.counted = array("d", accepted[first:])
-        counted.append(now)
+            counted = since(accepted, first)
+            self._pairs[key] = (accepted, counted)
+        add(counted, now)
         wait, window, times = max(
             ((w.frees_in(times, now), w, times) for w, times in ((burst, accepted), (sustain, counted)) if w in full),
             key=lambda item: item[0],
