@@ -168,8 +168,9 @@ class Achievements:
     def _to_service(self) -> bool:
         """Whether requests for the host go to the service itself (a forwarding mode without
         achievements_upstream), the one place a request body mitmproxy streams may go."""
-        return (self.validator is not None and not self.broken and self.mode.forwards
-                and self.upstream is None)
+        config = self.policy.config  # read once: every request for the host asks
+        return (config is not None and config.validator is not None and not self.broken and config.mode.forwards
+                and config.upstream is None)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # A request body over stream_large_bodies (achievements_max_body) is streamed to the host

@@ -19,7 +19,7 @@ def pretty_host(request: http.Request, headers: dict[str, str] | None = None) ->
     looks the Host header up among every header line, and parses it (IDNA decoding, checks), on
     every read, which costs more than the rest of a hook: the header lines are read as a whole,
     and the parse is kept for the last 64 distinct Host values."""
-    authority = _host_header(request, lowercase_headers(request.headers) if headers is None else headers)
+    authority = _host_header(request, _lowered(request.headers)[0] if headers is None else headers)
     return _authority(authority)[0] if authority else request.host
 
 
@@ -64,10 +64,16 @@ def lowercase_headers(headers: http.Headers) -> dict[str, str]:
     surrogate escapes). mitmproxy's ``Headers.items()`` gives the same dict but looks every name
     up again, which takes seconds for a request with thousands of header lines. Each call gets
     a dict of its own."""
+    lowered, kept = _lowered(headers)
+    return lowered.copy() if kept else lowered
+
+
+def _lowered(headers: http.Headers) -> tuple[dict[str, str], bool]:
+    """(:func:`lowercase_headers`, whether that dict is the one kept: to be read, never changed)."""
     fields = headers.fields
     kept = _LOWERED.get(fields) if len(fields) <= KEPT_HEADER_LINES else None
     if kept is not None:
-        return kept.copy()
+        return kept, True
     found: dict[str, list[str]] = {}
     for raw_name, raw_value in fields:
         found.setdefault(raw_name.decode("utf-8", "surrogateescape").lower(), []).append(
@@ -76,8 +82,9 @@ def lowercase_headers(headers: http.Headers) -> dict[str, str]:
     if len(fields) <= KEPT_HEADER_LINES and sum(map(len, lowered)) + sum(map(len, lowered.values())) <= KEPT_HEADER_CHARS:
         if len(_LOWERED) >= KEPT_HEADER_SETS:
             _LOWERED.clear()
-        _LOWERED[fields] = lowered.copy()
-    return lowered
+        _LOWERED[fields] = lowered
+        return lowered, True
+    return lowered, False
 
 
 # Header lines that make mitmproxy's Response.make change the body or its Content-Length.
