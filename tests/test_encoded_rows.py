@@ -107,3 +107,16 @@ def test_ending_soon_is_answered_afresh():
     s = store("V2")
     query = AchievementsQuery(xuid=XUID, shape="V2", order_by="EndingSoon")
     assert s.answer(query, NOW) is not s.answer(query, NOW)
+
+
+def test_a_recorded_page_changing_an_item_is_seen_by_the_next_answer():
+    s = DatasetStore()
+    s.add_hand_dataset({"xuid": XUID, "shape": "V2", "titles": [
+        {"id": 1829000002, "name": "Harbor", "achievements": [{"id": 1, "name": "first"}, {"id": 2}]}]})
+    query = AchievementsQuery(xuid=XUID, shape="V2", max_items=5)
+    first = s.answer(query, NOW)
+    item = dict(first.body["achievements"][0], name="renamed")
+    s.add_listing(AchievementsQuery(xuid=XUID, shape="V2", title_ids=(1829000002,), max_items=1), "en-US",
+                  {"achievements": [item], "pagingInfo": {"continuationToken": "1", "totalRecords": 2}})
+    again = s.answer(query, NOW)
+    assert again is not first and again.body["achievements"][0]["name"] == "renamed"

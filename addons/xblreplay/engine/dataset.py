@@ -96,6 +96,7 @@ class _Dataset:
                 self.merge(item, replace=not query.possible_only, keep_rarity=not query.rarity)
         if self.shape == "V1" and isinstance(body.get("version"), str):
             self.version = body["version"]
+        self.changes += 1
         if self._coverage.record(query, body):
             self._invalidate()
 
@@ -209,6 +210,7 @@ class _Dataset:
                 self._file(pos, meta, append=False)
         else:
             return
+        self.changes += 1
         if self._cached:
             self._invalidate()
 
