@@ -61,8 +61,9 @@ def _parse(path: Path, data: bytes) -> Any:
         raise CassetteError(path, 0, f"cannot read the document: {exc}") from None
 
 
-def check(path: Path, data: bytes) -> tuple[Any, list[CassetteError]]:
-    """The document and every problem found in it (the first parse error stops the check)."""
+def check(path: Path, data: bytes, keep_proofs: bool = False) -> tuple[Any, list[CassetteError]]:
+    """The document and every problem found in it (the first parse error stops the check);
+    ``keep_proofs``: see :func:`.schema.schema_errors`."""
     doc = _parse(path, data)
     if not isinstance(doc, dict):
         kind = "empty file" if doc is None else f"top level is a {type(doc).__name__}"
@@ -73,7 +74,7 @@ def check(path: Path, data: bytes) -> tuple[Any, list[CassetteError]]:
     if type(version) is not int or version != VERSION:
         reason = f"unknown cassette format version {version!r} (this build reads version {VERSION})"
         return doc, [CassetteError(path, line_of(data, ["xblreplay"]), reason)]
-    return doc, schema_errors(path, data, doc)
+    return doc, schema_errors(path, data, doc, keep_proofs)
 
 
 def read(path: Path, inside: str | None = None) -> bytes:
@@ -134,7 +135,7 @@ def load_file(path: str | os.PathLike, inside: str | None = None) -> dict:
             return rulesfile.load_json(rulesfile.read_regular(cache))
         except (OSError, ValueError):
             pass
-    doc, errors = check(path, data)
+    doc, errors = check(path, data, keep_proofs=True)
     if errors:
         first = errors[0]
         if len(errors) > 1:

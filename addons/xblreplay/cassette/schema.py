@@ -18,6 +18,7 @@ from ..model import closest
 from ..rulesfile import short_repr, strict_validator
 from .errors import CassetteError
 from .locate import lines_of
+from .plain import keep, plain
 
 SCHEMA_PATH = DEFAULT_RULES_DIR / "cassette.schema.json"
 
@@ -283,9 +284,11 @@ def _achievement_rules() -> dict[str, tuple[str, _Rule, _Rule]]:
     return rules
 
 
-def _achievement_errors(doc: dict) -> Iterator[tuple[list, str]]:
+def _achievement_errors(doc: dict, proofs: list | None = None) -> Iterator[tuple[list, str]]:
     """The schema's achievement rules (per dataset shape: a full wire object or a compact entry),
-    checked without jsonschema. Datasets and titles that the envelope refuses are skipped."""
+    checked without jsonschema. Datasets and titles that the envelope refuses are skipped. A
+    dataset whose entries are all proven plain (:mod:`.plain`) adds (its lists, the proof) to
+    ``proofs``, when given."""
     rules = _achievement_rules()
     for d, dataset in enumerate(doc.get("datasets") or ()):
         if not isinstance(dataset, dict):
@@ -297,10 +300,15 @@ def _achievement_errors(doc: dict) -> Iterator[tuple[list, str]]:
         titles = dataset.get("titles") if isinstance(dataset.get("titles"), list) else []
         lists = [title.get("achievements") if isinstance(title, dict) else None for title in titles]
         # Entries are compact (a wire object's key is not among a compact entry's keys) unless
-        # shown otherwise: when every one passes, there is nothing to explain, found at C speed.
-        if (key not in compact.props and all(type(entries) is list for entries in lists)
-                and all(map(compact_ok, chain.from_iterable(lists)))):
-            continue
+        # shown otherwise: when every one is plain, or passes, there is nothing to explain.
+        if key not in compact.props and all(type(entries) is list for entries in lists):
+            proof = plain(lists)
+            if proof is not None:
+                if proofs is not None:
+                    proofs.append((lists, proof))
+                continue
+            if all(map(compact_ok, chain.from_iterable(lists))):
+                continue
         for t, entries in enumerate(lists):
             for a, entry in enumerate(entries if isinstance(entries, list) else ()):
                 if type(entry) is dict and (wire_ok(entry) if key in entry else compact_ok(entry)):
@@ -335,8 +343,9 @@ def _envelope(doc: dict) -> dict:
         for d in datasets]}
 
 
-def schema_errors(path: Path, data: bytes, doc: dict) -> list[CassetteError]:
-    """Every schema problem of ``doc``, read from ``data`` (the file at ``path``), by line."""
+def schema_errors(path: Path, data: bytes, doc: dict, keep_proofs: bool = False) -> list[CassetteError]:
+    """Every schema problem of ``doc``, read from ``data`` (the file at ``path``), by line.
+    ``keep_proofs``: the columns of its plain datasets kept for their build (:func:`.plain.proven`)."""
     found: list[tuple[list, str]] = []
     for err in _validators()[1].iter_errors(_envelope(doc)):
         where = list(err.absolute_path)
@@ -347,7 +356,10 @@ def schema_errors(path: Path, data: bytes, doc: dict) -> list[CassetteError]:
                 found.append((where + [extra], _unknown_key(extra, allowed)))
             continue
         found.append((where, message))
-    found += _achievement_errors(doc)
+    proofs: list = []
+    found += _achievement_errors(doc, proofs)
+    if keep_proofs:
+        keep([] if found else proofs)
     if not found:
         return []
     lines = lines_of(data, [where for where, _ in found])

@@ -11,31 +11,17 @@ are blank placeholders, so that a row is a position.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
-from itertools import accumulate, chain, compress, repeat
-from operator import eq, is_, is_not, itemgetter
+from itertools import accumulate, chain, repeat
+from operator import eq, is_, is_not
 from typing import Any, NamedTuple
 
+from ..cassette.plain import GAP, present, proven
 from ..model import NEVER, TYPES
 from .texts import Texts
 from .wire import _as_int, derived_scid, wire_time
 
 # Row flags: the category bits (categories.py), then which optional fields the entry had.
 UNLOCKED, CHALLENGE, NAMED, LOCKED_TEXT, SECRET, PROGRESS, ICON = 1, 2, 4, 8, 16, 32, 64
-_PLAIN_KEYS = frozenset(("id", "name", "description", "lockedDescription", "gamerscore", "type", "unlocked",
-                         "progress", "secret", "window", "rarity", "icon"))
-# Times already in the wire form (YYYY-MM-DDTHH:MM:SS.fffffffZ, 28 characters): where each
-# punctuation mark stands, and the other places, which hold decimal digits.
-_WIRE_TIME_MARKS = tuple((i, c) for i, c in enumerate("0000-00-00T00:00:00.0000000Z") if c != "0")
-_WIRE_TIME_DIGITS = tuple(i for i, c in enumerate("0000-00-00T00:00:00.0000000Z") if c == "0")
-_GAP = object()  # an absent key (None may be written)
-_ALLOWED = {k: frozenset(types) | {type(_GAP)} for k, types in {
-    "name": {str}, "description": {str}, "lockedDescription": {str}, "gamerscore": {int}, "type": {str},
-    "unlocked": {str, type(None)}, "progress": {list, type(None)}, "secret": {bool}, "window": {dict, type(None)},
-    "rarity": {dict, type(None)}, "icon": {str, type(None)}}.items()}
-_GAP_TYPE = type(_GAP)
-_KIND_VALUES = frozenset((_GAP, *TYPES))
-_ID = itemgetter("id")
 _CATEGORY_OF = bytes(f & (UNLOCKED | CHALLENGE) for f in range(256))  # flags -> category (categories.py)
 _INT64 = 1 << 63
 
@@ -120,42 +106,17 @@ class _Compact(NamedTuple):
                    None if rarity is None else dict(rarity))
 
 
-def _texts(values: list | None, types: set | None, m: int) -> list[str]:
-    """A column of strings, absent values and null as "" (``types``: those of ``values``)."""
-    if values is None:
-        return [""] * m
-    if types == {str}:
-        return values
-    return [v if type(v) is str else "" for v in values]
 
 
-def _column(entries: list[dict], key: str) -> list:
-    """The values of ``key`` in ``entries``, _GAP where it is absent (a key every entry has is
-    read at C speed)."""
-    try:
-        return list(map(itemgetter(key), entries))
-    except KeyError:
-        return [e.get(key, _GAP) for e in entries]
 
 
-def _where(values: list | None, kind: type) -> Iterator[tuple[int, Any]]:
-    """(row, value) of the values of type ``kind`` in a column (a rare kind: found at C speed)."""
-    if values is None:
-        return iter(())
-    rows = compress(range(len(values)), map(isinstance, values, repeat(kind)))
-    return ((i, values[i]) for i in rows)
 
 
-def _wire_times(times: list[str]) -> bool:
-    """Whether every one of ``times`` is a time in the wire form (not NEVER): each 28 characters,
-    checked column by column of their joined text (the run of them is long in a large title)."""
-    if not times:
-        return True
-    if set(map(len, times)) != {28} or NEVER in times:
-        return False
-    text = "".join(times)
-    return (all(text[i::28] == c * len(times) for i, c in _WIRE_TIME_MARKS)
-            and "".join([text[i::28] for i in _WIRE_TIME_DIGITS]).isdecimal())
+
+
+def _strs(values: list) -> list[str]:
+    """A text column's values, "" where it has none (absent or null)."""
+    return values if GAP not in values and None not in values else [v if type(v) is str else "" for v in values]
 
 
 class HandColumns:
@@ -225,95 +186,74 @@ class HandColumns:
 
     def append_plain(self, titles: list[tuple[int, list]]) -> list[tuple[array, bytes]] | None:
         """The entries of each (title row, entries) appended, title after title, when they are all
-        plain compact entries with ids distinct within their title: per title, its ids (in order)
-        and its entries' categories (flag bits 0-1); None, and nothing appended, otherwise.
+        plain compact entries (:mod:`..cassette.plain`) with ids distinct within their title: per
+        title, its ids (in order) and its entries' categories (flag bits 0-1); None, and nothing
+        appended, otherwise.
 
         The checks and columns run over the entries of every title at once: a large dataset has
         tens of thousands of small titles, and a step per title would cost more than the entries."""
-        entries = list(chain.from_iterable([e for _, e in titles]))
-        sizes = [len(e) for _, e in titles]
-        m = len(entries)
-        if not m:
-            return [(array("q"), b"") for _ in titles]
-        if set(map(type, entries)) != {dict}:
+        proof = proven([e for _, e in titles])
+        if proof is None:
             return None
-        keys = set().union(*entries)
-        if not keys <= _PLAIN_KEYS:
-            return None
-        try:
-            ids = list(map(_ID, entries))
-            numbers = array("q", ids)
-        except (KeyError, TypeError, OverflowError):
-            return None
+        sizes = list(map(len, [e for _, e in titles]))
+        m, col = len(proof.ids), proof.columns
         ends = list(accumulate(sizes))
-        spans = list(zip([0, *ends], ends))
-        if (set(map(type, ids)) != {int} or min(numbers) < 0
-                or any(len(set(ids[a:b])) != b - a for a, b in spans)):
-            return None
-        col = {k: _column(entries, k) for k in keys if k != "id"}
-        types = {k: set(map(type, values)) for k, values in col.items()}
-        if any(not found <= _ALLOWED[k] for k, found in types.items()):
-            return None
-        kinds = col.get("type")
-        if kinds is not None and not set(kinds) <= _KIND_VALUES:
-            return None
-        unlocked = _texts(col.get("unlocked"), types.get("unlocked"), m)
-        if not _wire_times(list(filter(None, unlocked))):
-            return None
-        windows = dict(_where(col.get("window"), dict))
-        bounds = [w.get(b) for w in windows.values() for b in ("start", "end")]
-        # The windows of many entries share a few times: each text read once.
-        read = {t: wire_time(t) for t in set(bounds)}.__getitem__ if set(map(type, bounds)) <= {str} else wire_time
-        windows = {i: (read(w.get("start")), read(w.get("end"))) for i, w in windows.items()}
-        if any(None in pair for pair in windows.values()):
-            return None
-        if kinds is not None and any(kinds[i] not in (_GAP, "Challenge") for i in windows):
-            return None
-        lists = dict(_where(col.get("progress"), list))
-        if any(len(p) != 2 or type(p[0]) is not int or type(p[1]) is not int for p in lists.values()):
-            return None
-        counts = array("q", bytes(16 * m))
-        gamerscore = col.get("gamerscore")
+        starts = [0, *ends[:-1]]
         try:
+            numbers = array("q", proof.ids)
+            gamerscore = col.get("gamerscore")
+            scores = (array("q", bytes(8 * m)) if gamerscore is None else
+                      array("q", [0 if s is GAP else s for s in gamerscore] if GAP in gamerscore else gamerscore))
+            lists = {i: col["progress"][i] for i in present(col["progress"])} if "progress" in col else {}
+            counts = array("q", bytes(16 * m))
             for i, (current, target) in lists.items():
                 counts[2 * i], counts[2 * i + 1] = current, target
-            if gamerscore is None:
-                scores = array("q", bytes(8 * m))
-            else:
-                scores = array("q", gamerscore if _GAP_TYPE not in types["gamerscore"] else
-                               [0 if s is _GAP else s for s in gamerscore])
         except OverflowError:
             return None
+        if sum(map(len, map(set, map(proof.ids.__getitem__, map(slice, starts, ends))))) != m:
+            return None  # an id twice in a title
+        kinds = col.get("type")
+        windows = {}
+        if "window" in col:
+            # The windows of many entries share a few times: each text read once.
+            bounds = [(col["window"][i], i) for i in present(col["window"])]
+            read = {t: wire_time(t) for t in {t for w, _ in bounds for t in (w["start"], w["end"])}}
+            if None in read.values():
+                return None
+            windows = {i: (read[w["start"]], read[w["end"]]) for w, i in bounds}
+        unlocked = col.get("unlocked")
+        if unlocked is not None:
+            unlocked = [u if type(u) is str else "" for u in unlocked]
         # Each flag bit as one byte per row, 1 where set, shifted into place as one big integer.
-        bits = [(map(bool, unlocked), UNLOCKED), (map(is_not, col.get("name", ()), repeat(_GAP)), NAMED),
-                (map(is_not, col.get("lockedDescription", ()), repeat(_GAP)), LOCKED_TEXT),
+        bits = [(map(bool, unlocked or ()), UNLOCKED), (map(is_not, col.get("name", ()), repeat(GAP)), NAMED),
+                (map(is_not, col.get("lockedDescription", ()), repeat(GAP)), LOCKED_TEXT),
                 (map(is_, col.get("secret", ()), repeat(True)), SECRET),
                 (map(isinstance, col.get("icon", ()), repeat(str)), ICON),
-                (map(eq, kinds or (), repeat("Challenge")), CHALLENGE)]
+                (map(eq, kinds or (), repeat("Challenge")), CHALLENGE),
+                (map(is_not, col.get("progress", ()), repeat(GAP)), PROGRESS)]
         packed = sum(int.from_bytes(bytes(values), "little") * bit for values, bit in bits)
         flags = bytearray(packed.to_bytes(m, "little"))
-        for i in lists:
-            flags[i] |= PROGRESS
         for i in windows:
-            if kinds is None or kinds[i] is _GAP:
+            if kinds is None or kinds[i] is GAP:
                 flags[i] |= CHALLENGE
         base = len(self)
-        for i, r in _where(col.get("rarity"), dict):
-            self._odd[base + i] = {"rarity": dict(r)}
+        if "rarity" in col:
+            for i in present(col["rarity"]):
+                self._odd[base + i] = {"rarity": dict(col["rarity"][i])}
         for i, pair in windows.items():
             self.windows[base + i] = pair
-        self._title.extend(array("I", chain.from_iterable([repeat(t, n) for (t, _), n in zip(titles, sizes)])))
+        self._title.extend(array("I", chain.from_iterable(map(repeat, [t for t, _ in titles], sizes))))
         self._number.extend(numbers)
-        self._seq.extend(chain.from_iterable(map(range, sizes)))
+        self._seq.extend(array("I", chain.from_iterable(map(range, sizes))))
         self._score.extend(scores)
         self._flags.extend(flags)
         self._progress.extend(counts)
-        self._unlocked.extend(unlocked)
-        for key, texts in (("name", self._name), ("description", self._description),
+        for key, texts in (("unlocked", self._unlocked), ("name", self._name), ("description", self._description),
                            ("lockedDescription", self._locked), ("icon", self._icon)):
-            texts.extend(_texts(col.get(key), types.get(key), m))
+            values = unlocked if key == "unlocked" else col.get(key)
+            texts.extend([""] * m if values is None else _strs(values))
         categories = bytes(flags).translate(_CATEGORY_OF)
-        return [(numbers[a:b], categories[a:b]) for a, b in spans]
+        return [(numbers[a:b], categories[a:b]) for a, b in zip(starts, ends)]
 
     # -- reading a row
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from itertools import compress, repeat
+from operator import eq
 
 from .categories import per_category
 from .wire import _Meta
@@ -41,8 +43,9 @@ def file_block(by_category: list[array], by_title: dict[int, list[array]], title
     per_title = by_title.get(title)
     if per_title is None:
         per_title = by_title[title] = per_category()
-    for c in range(4):
-        positions = [pos for pos, found in enumerate(categories, first) if found == c]
-        if positions:
-            by_category[c].extend(positions)
-            per_title[c].extend(positions)
+    span = range(first, first + len(categories))
+    for c in sorted(set(categories)):  # the categories found only: a title has one or two, mostly
+        positions = array("I", span if len(categories) == categories.count(c) else
+                          compress(span, map(eq, categories, repeat(c))))
+        by_category[c].extend(positions)
+        per_title[c].extend(positions)

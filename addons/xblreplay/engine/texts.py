@@ -23,11 +23,15 @@ class Texts:
 
     def extend(self, values: Iterable[str]) -> None:
         """Appends one row per string (each must be a str)."""
-        values = list(values)
+        values = values if type(values) is list else list(values)
         base = self._ends[-1] if self._ends else 0
+        text = "".join(values)
+        if not text and len(values) > 1:  # a column no row has: every end is the previous one
+            self._ends.extend(array("q", [base]) * len(values))
+            return
         self._ends.extend(accumulate(map(len, values), initial=base))
         del self._ends[len(self._ends) - len(values) - 1]  # the initial offset is the previous end
-        self._parts.append("".join(values))
+        self._parts.append(text)
 
     def __getitem__(self, row: int) -> str:
         if self._parts:  # joined on first read: one copy, the parts freed
