@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import answers, cassette
+from .cassette.plain import keep as keep_proofs
 from .engine import DEFAULT_LOCALE, DatasetStore, pick_locale
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_UPDATE, AchievementsQuery, Answer, RequestCheck
 from .contract import Validator, parse_accept_language, request_key, request_language, split_url
@@ -101,6 +102,7 @@ class Replayer:
             replayer.merge_listings(listings)
         finally:
             gc.enable()
+            keep_proofs([])  # a file loaded and not built keeps nothing past the load
         gc.freeze()
         _release_free_memory()
         return replayer
