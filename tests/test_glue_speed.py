@@ -20,17 +20,8 @@ REFUSAL = Violation("R8", "query", "maxItems", ERROR, "not an integer", "invalid
 
 
 def made_by_mitmproxy(answer: Answer, extra: list[Violation]) -> http.Response:
-    """The response mitmproxy's Response.make builds for the answer (the headers the addon adds)."""
-    headers = list(answer.headers)
-    names = {k.lower() for k, _ in headers}
-    if answer.is_json and "content-type" not in names:
-        headers.append(("Content-Type", "application/json; charset=utf-8"))
-    warnings = [v for v in answer.violations + extra if v.severity == "warning"]
-    if warnings and "x-xblreplay-warning" not in names:
-        headers.append(("X-Xblreplay-Warning", violations_header(warnings)))
-    if answer.status >= 400 and answer.violations and "x-xblreplay-violations" not in names:
-        headers.append(("X-Xblreplay-Violations", violations_header(answer.violations)))
-    fields = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in headers]
+    """The response mitmproxy's Response.make builds for the answer's header lines."""
+    fields = translate._header_lines(answer, extra)
     return http.Response.make(answer.status, answer.body_bytes(), http.Headers(fields))
 
 

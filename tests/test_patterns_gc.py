@@ -13,23 +13,13 @@ from array import array
 
 import pytest
 
-from xblreplay.traffic import CallPatterns, Throttle, load_limits
+from xblreplay.traffic import CallPatterns, Throttle
 from xblreplay.traffic.limits import rate_windows
 from xblreplay.traffic.window import (
     add, drop_before, exceeded, first_inside, newest, since, size, start, trim,
 )
 
-LIMITS = load_limits()
-TITLE = "1717113201"
-FIRST_XUID = 2535000000000000
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from test_robust_memory import FIRST_XUID, LIMITS, TITLE, FakeClock
 
 
 def tracked_growth(feed) -> int:
@@ -114,7 +104,7 @@ def as_bytes(times: list[float]) -> bytearray:
 @pytest.mark.parametrize("seed", range(3))
 def test_byte_array_times_read_and_trim_as_the_array_of_the_same_times(seed):
     rng = random.Random(seed)
-    windows = rate_windows(load_limits())
+    windows = rate_windows(LIMITS)
     for _ in range(200):
         now = rng.uniform(1, 900)
         values = random_times(rng, now)
