@@ -15,6 +15,8 @@ from itertools import accumulate, chain, repeat
 from operator import eq, is_, is_not
 from typing import Any, NamedTuple
 
+import orjson
+
 from ..cassette.plain import GAP, present, proven
 from ..model import NEVER, TYPES
 from .texts import Texts
@@ -42,6 +44,9 @@ class Row(NamedTuple):
     locked: str  # lockedDescription
     icon: Any
     rarity: dict | None
+
+
+_new_row = tuple.__new__  # a Row from its fields without the keyword handling of Row(...)
 
 
 def read_title(title: dict, shape: str) -> tuple[int, str, str]:
@@ -133,6 +138,7 @@ class HandColumns:
             Texts(), Texts(), Texts(), Texts(), Texts())
         self.windows: dict[int, tuple[str, str]] = {}  # row -> (start, end)
         self._odd: dict[int, dict[str, Any]] = {}  # row -> values the columns cannot hold
+        self._title_json: dict[int, tuple[bytes, bytes]] = {}  # title row -> its JSON texts, once asked
 
     def __len__(self) -> int:
         return len(self._flags)
@@ -276,19 +282,36 @@ class HandColumns:
         return keys
 
     def row(self, row: int) -> Row:
-        # A text column holds "" where its flag is clear: only the texts the row has are read.
+        plain = self.plain(row)
+        if plain is not None:
+            return _new_row(Row, (*plain, None))
         flags = self._flags[row]
-        odd = self._odd.get(row)
-        if odd is None:
-            return Row(self._title[row], self._number[row], self._seq[row], flags, self._score[row],
-                       (self._progress[2 * row], self._progress[2 * row + 1]) if flags & PROGRESS else None,
-                       self._unlocked[row] if flags & UNLOCKED else "", self.windows.get(row),
-                       self._name[row] if flags & NAMED else "", self._description[row],
-                       self._locked[row] if flags & LOCKED_TEXT else "", self._icon[row] if flags & ICON else None,
-                       None)
+        odd = self._odd[row]
         progress = odd.get("progress") or (
             (self._progress[2 * row], self._progress[2 * row + 1]) if flags & PROGRESS else None)
         return Row(self._title[row], odd.get("number", self._number[row]), self._seq[row], flags,
                    odd.get("score", self._score[row]), progress, self._unlocked[row], self.windows.get(row),
                    self._name[row], self._description[row], self._locked[row],
                    odd.get("icon", self._icon[row] if flags & ICON else None), odd.get("rarity"))
+
+    def plain(self, row: int) -> tuple | None:
+        """The fields of ``row`` as a :class:`Row` has them, but its rarity (a plain tuple, as
+        many a page reads), when its columns hold all of it; None for a row held beside them."""
+        if row in self._odd:
+            return None
+        # A text column holds "" where its flag is clear: only the texts the row has are read.
+        flags = self._flags[row]
+        return (self._title[row], self._number[row], self._seq[row], flags, self._score[row],
+                (self._progress[2 * row], self._progress[2 * row + 1]) if flags & PROGRESS else None,
+                self._unlocked[row] if flags & UNLOCKED else "", self.windows.get(row),
+                self._name[row] if flags & NAMED else "", self._description[row],
+                self._locked[row] if flags & LOCKED_TEXT else "", self._icon[row] if flags & ICON else None)
+
+    def title_json(self, title: int) -> tuple[bytes, bytes]:
+        """(serviceConfigId, name) of title row ``title`` as JSON texts, written once: every item
+        of a title repeats them."""
+        found = self._title_json.get(title)
+        if found is None:
+            found = self._title_json[title] = (orjson.dumps(self.title_scids[title]),
+                                               orjson.dumps(self.title_names[title]))
+        return found

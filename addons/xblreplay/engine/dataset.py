@@ -25,7 +25,7 @@ from . import filing, history, orders
 from .categories import per_category
 from .compact import HandColumns, Row, _Compact, read_title
 from .coverage import Coverage
-from .expand import encoded, expand, facts, meta as row_meta
+from .expand import encoded_at, expand, facts, meta as row_meta
 from .history import TitleStats, wire_facts
 from .identity import Identities
 from .verdicts import DEFINITION, Findings, ItemCheck, Verdicts, shown
@@ -297,7 +297,7 @@ class _Dataset:
         for index, pos in enumerate(positions):
             raw = item = None
             if in_form < DEFINITION and pos not in wire:
-                raw = encoded(rows, rows.row(pos), shape, rarity)
+                raw = encoded_at(rows, pos, shape, rarity)
             if raw is None:
                 item = shown(self.wire(pos), in_form, shape)
                 raw = compact_json(item)

@@ -144,27 +144,43 @@ def encoded(cols: HandColumns, row: Row, shape: str, rarity: bool) -> bytes | No
             or not (0 <= row.number < _INT64 and -_INT64 <= row.score < _INT64)
             or (row.progress is not None and not all(-_INT64 <= p < _INT64 for p in row.progress))):
         return None
-    name, locked = _texts(row)
-    flags = row.flags
+    return _written(cols, shape, *row[:12])
+
+
+def encoded_at(cols: HandColumns, pos: int, shape: str, rarity: bool) -> bytes | None:
+    """:func:`encoded` of the row at ``pos``: one its columns hold whole (64-bit numbers, a text
+    icon, no rarity) is written from its fields as read, with no :class:`Row` built."""
+    plain = cols.plain(pos)
+    return encoded(cols, cols.row(pos), shape, rarity) if plain is None else _written(cols, shape, *plain)
+
+
+def _written(cols: HandColumns, shape: str, title: int, number: int, seq: int, flags: int, score: int,
+             progress: tuple[int, int] | None, unlocked: str, window: tuple[str, str] | None, name: str,
+             description: str, locked: str, icon: str | None) -> bytes:
+    """The template filled with a row's fields (those of :class:`Row` but its rarity)."""
+    if not flags & NAMED:
+        name = f"Achievement {number}"
+    if not flags & LOCKED_TEXT:
+        locked = description
     if shape != "V2":
-        unlocked = bool(row.unlocked)
-        return _V1 % (row.number, cols.title_ids[row.title], _dumps(name), row.seq,
-                      V1_SHOW | V1_TYPE | (V1_ACHIEVED | V1_ONLINE if unlocked else 0), _BOOL[unlocked],
-                      _BOOL[unlocked], _BOOL[bool(flags & SECRET)], 15 if unlocked else 255, row.score,
-                      row.number, _dumps(row.description), _dumps(locked),
-                      _dumps(row.unlocked) if unlocked else _NEVER)
-    number, tid, progress = row.number, cols.title_ids[row.title], row.progress
+        done = bool(unlocked)
+        return _V1 % (number, cols.title_ids[title], _dumps(name), seq,
+                      V1_SHOW | V1_TYPE | (V1_ACHIEVED | V1_ONLINE if done else 0), _BOOL[done],
+                      _BOOL[done], _BOOL[bool(flags & SECRET)], 15 if done else 255, score,
+                      number, _dumps(description), _dumps(locked),
+                      _dumps(unlocked) if done else _NEVER)
+    tid = cols.title_ids[title]
+    scid, title_name = cols.title_json(title)
     current, target = (b'"%d"' % progress[0], b'"%d"' % progress[1]) if progress else (b"null", b'"1"')
-    if row.unlocked:
+    if unlocked:
         state = b'"Achieved"'
         if progress is None:
             current = target
     else:
         state = b'"InProgress"' if progress else b'"NotStarted"'
-    window = row.window
-    return _V2 % (number, _dumps(cols.title_scids[row.title]), _dumps(name), _dumps(cols.title_names[row.title]),
-                  tid, state, current, target, _dumps(row.unlocked) if row.unlocked else _NEVER,
-                  _dumps(row.icon), _BOOL[bool(flags & SECRET)], _dumps(row.description), _dumps(locked),
+    return _V2 % (number, scid, _dumps(name), title_name,
+                  tid, state, current, target, _dumps(unlocked) if unlocked else _NEVER,
+                  _dumps(icon), _BOOL[bool(flags & SECRET)], _dumps(description), _dumps(locked),
                   tid, number, b'"Challenge"' if flags & CHALLENGE else b'"Persistent"',
                   b'{"startDate":%s,"endDate":%s}' % (_dumps(window[0]), _dumps(window[1])) if window else b"null",
-                  row.score)
+                  score)
