@@ -13,6 +13,7 @@ import pytest
 from xblreplay.bounds import MAX_JSON_DEPTH
 from xblreplay.cassette import schema
 from xblreplay.engine.dataset import _Dataset
+from xblreplay.engine.wire import derived_scid
 from xblreplay.rulesfile import Refused, load_json
 from xblreplay.rulesfile import jsondoc
 
@@ -167,3 +168,31 @@ def test_titles_taken_at_once_hold_what_entries_merged_one_by_one_hold(shape, se
     one_by_one.add_titles([{**t, "achievements": tuple(t["achievements"])} for t in titles(seed)], True, "a")
     assert state(at_once) == state(one_by_one)
     assert at_once.info().size > 100
+
+
+@pytest.mark.parametrize("shape", ["V1", "V2"])
+@pytest.mark.parametrize("seed", range(4))
+def test_titles_taken_at_once_find_each_identity_and_name_where_merged_entries_do(shape, seed):
+    at_once, one_by_one = _Dataset(1, shape, "en-US"), _Dataset(1, shape, "en-US")
+    at_once.add_titles(titles(seed), True, "a")
+    one_by_one.add_titles([{**t, "achievements": tuple(t["achievements"])} for t in titles(seed)], True, "a")
+    names = {t["id"]: t["name"] for t in titles(seed)}  # a title named again: its last name
+    for title in titles(seed):
+        tid = title["id"]
+        key = derived_scid(tid) if shape == "V2" else tid
+        for number in range(0, 20):
+            ident = (key, str(number) if shape == "V2" else number)
+            assert at_once.position(ident) == one_by_one.position(ident)
+        assert at_once._title_names[tid] == one_by_one._title_names[tid] == names[tid]
+    assert sum(at_once.position((derived_scid(t["id"]) if shape == "V2" else t["id"], e["id"] if shape == "V1" else str(e["id"])))
+               is not None for t in titles(seed) for e in t["achievements"]) > 100
+
+
+def test_a_malformed_title_comes_after_the_titles_before_it():
+    ds = _Dataset(1, "V2", "en-US")
+    good = [{"id": 7, "name": "T", "achievements": [{"id": 1}, {"id": 2}]}, {"id": 8, "achievements": [{"id": 1}]}]
+    with pytest.raises(ValueError, match="title id"):
+        ds.add_titles([*good, {"id": "x", "achievements": [{"id": 1}]}, {"id": 9, "achievements": [{"id": 1}]}],
+                      True, "a")
+    assert ds.info().size == 3 and set(ds._by_title) == {7, 8}
+    assert ds._title_names == {7: "T", 8: "Title 8"} and ds.position((derived_scid(8), "1")) == 2

@@ -61,3 +61,29 @@ def test_a_kept_proof_is_taken_once_and_only_for_the_same_lists():
     assert plain_mod.proven([copy.deepcopy(GOOD)]) is not proof  # equal lists, other objects: found again
     assert plain_mod.proven([lists[0]]) is proof  # the empty list is no entry
     assert plain_mod.proven([lists[0]]) is not proof  # taken: no longer kept
+
+
+def test_a_proof_names_the_places_of_each_key_some_entry_lacks():
+    proof = plain_mod.plain([GOOD[:2], GOOD[2:]])
+    assert {k: list(v) for k, v in proof.places.items()} == {
+        k: [i for i, e in enumerate(GOOD) if k in e] for k in proof.columns}
+    full = [{"id": i, "name": "n"} for i in range(3)]
+    assert plain_mod.plain([full]).places == {}  # every entry has a name: no places kept
+
+
+def test_many_unlocked_times_are_proven_without_memory_for_each():
+    import tracemalloc
+
+    entries = [{"id": i, "unlocked": "2024-01-02T03:04:05.0000000Z"} for i in range(1, 20001)]
+    plain_mod.plain([entries[:1]])  # the rules read and compiled beforehand
+    tracemalloc.start()
+    try:
+        assert plain_mod.plain([entries]) is not None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The columns, the places and the joined text are a few bytes an entry; a matcher keeping a
+    # way back into each time would hold hundreds of bytes a time (16 MB here).
+    assert peak < 4_000_000
+    entries[-1]["unlocked"] = "2024-01-02T03:04:05.000000Z1"
+    assert plain_mod.plain([entries]) is None

@@ -11,13 +11,14 @@ are blank placeholders, so that a row is a position.
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from itertools import accumulate, chain, repeat
 from operator import eq, is_, is_not
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import orjson
 
-from ..cassette.plain import GAP, present, proven
+from ..cassette.plain import GAP, proven
 from ..model import NEVER, TYPES
 from .texts import Texts
 from .wire import _as_int, derived_scid, wire_time
@@ -26,6 +27,8 @@ from .wire import _as_int, derived_scid, wire_time
 UNLOCKED, CHALLENGE, NAMED, LOCKED_TEXT, SECRET, PROGRESS, ICON = 1, 2, 4, 8, 16, 32, 64
 _CATEGORY_OF = bytes(f & (UNLOCKED | CHALLENGE) for f in range(256))  # flags -> category (categories.py)
 _INT64 = 1 << 63
+_BLANK = {GAP: "", None: ""}  # value -> its text, by .get(value, value): a null or absent text is ""
+_ZERO = {GAP: 0}  # likewise an absent gamerscore is 0
 
 
 class Row(NamedTuple):
@@ -56,6 +59,18 @@ def read_title(title: dict, shape: str) -> tuple[int, str, str]:
         raise ValueError(f"title id must be a non-negative integer, not {title.get('id')!r}")
     name = str(title.get("name", f"Title {tid}"))
     return tid, name, str(title.get("scid") or derived_scid(tid)).lower()
+
+
+def read_titles(titles: Iterable[dict], shape: str) -> tuple[list[tuple[dict, tuple[int, str, str]]], ValueError | None]:
+    """Each title with its :func:`read_title`, up to the first malformed one, and the ValueError
+    that one raises (None: all read)."""
+    read = []
+    for title in titles:
+        try:
+            read.append((title, read_title(title, shape)))
+        except ValueError as exc:
+            return read, exc
+    return read, None
 
 
 class _Compact(NamedTuple):
@@ -119,9 +134,16 @@ class _Compact(NamedTuple):
 
 
 
-def _strs(values: list) -> list[str]:
-    """A text column's values, "" where it has none (absent or null)."""
-    return values if GAP not in values and None not in values else [v if type(v) is str else "" for v in values]
+def _marks(m: int, col: dict[str, list], places: dict[str, array], key: str) -> bytes:
+    """One byte per row, 1 where column ``key`` has a value (nothing when no row has)."""
+    if key not in col:
+        return b""
+    where = places.get(key)
+    if where is None:
+        return b"\x01" * m
+    marks = bytearray(m)
+    deque(map(marks.__setitem__, where, repeat(1)), maxlen=0)
+    return marks
 
 
 class HandColumns:
@@ -143,11 +165,14 @@ class HandColumns:
     def __len__(self) -> int:
         return len(self._flags)
 
-    def add_title(self, tid: int, name: str, scid: str) -> int:
-        self.title_ids.append(tid)
-        self.title_names.extend([name])
-        self.title_scids.append(scid)
-        return len(self.title_ids) - 1
+    def add_titles(self, titles: list[tuple[int, str, str]]) -> int:
+        """Title rows of each (id, name, scid), in order; the row of the first. The names go into
+        their column at once (a dataset may have tens of thousands of titles)."""
+        first = len(self.title_ids)
+        self.title_ids.extend(array("q", [tid for tid, _, _ in titles]))
+        self.title_names.extend([name for _, name, _ in titles])
+        self.title_scids += [scid for _, _, scid in titles]
+        return first
 
     def placeholder(self) -> None:
         """A blank row (the position holds another kind of item)."""
@@ -190,61 +215,69 @@ class HandColumns:
         self._locked.extend(r.locked for r in rows)
         self._icon.extend(r.icon if isinstance(r.icon, str) else "" for r in rows)
 
-    def append_plain(self, titles: list[tuple[int, list]]) -> list[tuple[array, bytes]] | None:
+    def append_plain(self, titles: list[tuple[int, list]]) -> tuple[array, bytes] | None:
         """The entries of each (title row, entries) appended, title after title, when they are all
-        plain compact entries (:mod:`..cassette.plain`) with ids distinct within their title: per
-        title, its ids (in order) and its entries' categories (flag bits 0-1); None, and nothing
-        appended, otherwise.
+        plain compact entries (:mod:`..cassette.plain`) with ids distinct within their title: the
+        ids of the entries appended (in order) and their categories (flag bits 0-1, one byte an
+        entry); None, and nothing appended, otherwise.
 
         The checks and columns run over the entries of every title at once: a large dataset has
         tens of thousands of small titles, and a step per title would cost more than the entries."""
         proof = proven([e for _, e in titles])
         if proof is None:
             return None
+        # The proof's columns are let go of as they are read (the document still holds the values):
+        # each is a list of eight bytes an entry, and the load's peak is while they are all held.
+        ids, col, places = proof
+        del proof
         sizes = list(map(len, [e for _, e in titles]))
-        m, col = len(proof.ids), proof.columns
+        m = len(ids)
         ends = list(accumulate(sizes))
-        starts = [0, *ends[:-1]]
+        if sum(map(len, map(set, map(ids.__getitem__, map(slice, [0, *ends[:-1]], ends))))) != m:
+            return None  # an id twice in a title
         try:
-            numbers = array("q", proof.ids)
-            gamerscore = col.get("gamerscore")
+            numbers = array("q", ids)
+            del ids
+            gamerscore = col.pop("gamerscore", None)
             scores = (array("q", bytes(8 * m)) if gamerscore is None else
-                      array("q", [0 if s is GAP else s for s in gamerscore] if GAP in gamerscore else gamerscore))
-            lists = {i: col["progress"][i] for i in present(col["progress"])} if "progress" in col else {}
+                      array("q", map(_ZERO.get, gamerscore, gamerscore) if "gamerscore" in places else gamerscore))
+            del gamerscore
             counts = array("q", bytes(16 * m))
-            for i, (current, target) in lists.items():
-                counts[2 * i], counts[2 * i + 1] = current, target
+            progress = col.pop("progress", None)
+            for i in () if progress is None else places.get("progress", range(m)):
+                counts[2 * i], counts[2 * i + 1] = progress[i]
         except OverflowError:
             return None
-        if sum(map(len, map(set, map(proof.ids.__getitem__, map(slice, starts, ends))))) != m:
-            return None  # an id twice in a title
-        kinds = col.get("type")
+        kinds = col.pop("type", None)
         windows = {}
         if "window" in col:
             # The windows of many entries share a few times: each text read once.
-            bounds = [(col["window"][i], i) for i in present(col["window"])]
+            bounds = [(col["window"][i], i) for i in places.get("window", range(m))]
             read = {t: wire_time(t) for t in {t for w, _ in bounds for t in (w["start"], w["end"])}}
             if None in read.values():
                 return None
             windows = {i: (read[w["start"]], read[w["end"]]) for w, i in bounds}
-        unlocked = col.get("unlocked")
+            del bounds, col["window"]
+        unlocked = col.pop("unlocked", None)
         if unlocked is not None:
-            unlocked = [u if type(u) is str else "" for u in unlocked]
+            unlocked = list(map(_BLANK.get, unlocked, unlocked))
         # Each flag bit as one byte per row, 1 where set, shifted into place as one big integer.
-        bits = [(map(bool, unlocked or ()), UNLOCKED), (map(is_not, col.get("name", ()), repeat(GAP)), NAMED),
-                (map(is_not, col.get("lockedDescription", ()), repeat(GAP)), LOCKED_TEXT),
+        bits = [(map(bool, unlocked or ()), UNLOCKED), (_marks(m, col, places, "name"), NAMED),
+                (_marks(m, col, places, "lockedDescription"), LOCKED_TEXT),
                 (map(is_, col.get("secret", ()), repeat(True)), SECRET),
                 (map(isinstance, col.get("icon", ()), repeat(str)), ICON),
                 (map(eq, kinds or (), repeat("Challenge")), CHALLENGE),
-                (map(is_not, col.get("progress", ()), repeat(GAP)), PROGRESS)]
+                (() if progress is None else _marks(m, {"progress": progress}, places, "progress"), PROGRESS)]
         packed = sum(int.from_bytes(bytes(values), "little") * bit for values, bit in bits)
+        del bits, progress
         flags = bytearray(packed.to_bytes(m, "little"))
         for i in windows:
             if kinds is None or kinds[i] is GAP:
                 flags[i] |= CHALLENGE
+        del kinds
         base = len(self)
         if "rarity" in col:
-            for i in present(col["rarity"]):
+            for i in places.get("rarity", range(m)):
                 self._odd[base + i] = {"rarity": dict(col["rarity"][i])}
         for i, pair in windows.items():
             self.windows[base + i] = pair
@@ -254,12 +287,17 @@ class HandColumns:
         self._score.extend(scores)
         self._flags.extend(flags)
         self._progress.extend(counts)
+        del scores, counts
         for key, texts in (("unlocked", self._unlocked), ("name", self._name), ("description", self._description),
                            ("lockedDescription", self._locked), ("icon", self._icon)):
-            values = unlocked if key == "unlocked" else col.get(key)
-            texts.extend([""] * m if values is None else _strs(values))
-        categories = bytes(flags).translate(_CATEGORY_OF)
-        return [(numbers[a:b], categories[a:b]) for a, b in zip(starts, ends)]
+            values = unlocked if key == "unlocked" else col.pop(key, None)
+            if values is None:
+                texts.blank(m)
+            else:  # "" where a row has no text: absent, or a null icon
+                texts.extend(values if key in ("name", "description", "lockedDescription") and key not in places
+                             else list(map(_BLANK.get, values, values)))
+            values = unlocked = None
+        return numbers, bytes(flags).translate(_CATEGORY_OF)
 
     # -- reading a row
 

@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
+from itertools import chain, count
 from typing import Any, Iterable, KeysView, Sequence
 
 import orjson
@@ -23,7 +23,7 @@ import orjson
 from ..model import AchievementsQuery, compact_json
 from . import filing, history, orders
 from .categories import per_category
-from .compact import HandColumns, Row, _Compact, read_title
+from .compact import HandColumns, Row, _Compact, read_titles
 from .coverage import Coverage
 from .expand import encoded_at, expand, facts, meta as row_meta
 from .history import TitleStats, wire_facts
@@ -123,31 +123,27 @@ class _Dataset:
                     self._merge_row(_Compact.read(a, index, tid, seq))
 
         def add_run(run: list[tuple[int, int, Any, list]]) -> None:
-            blocks = rows.append_plain([(index, entries) for index, _, _, entries in run])
-            if blocks is None:  # some title is not plain: each on its own, in order
+            added = rows.append_plain([(index, entries) for index, _, _, entries in run])
+            if added is None:  # some title is not plain: each on its own, in order
                 for one in run:  # (an entry of a title before it may have taken its key)
                     add_run([one]) if len(run) > 1 and self._ids.free(one[2]) else merge_entries(*one)
                 return
-            for (_, tid, key, _), (numbers, categories) in zip(run, blocks):
-                first = self._size
-                self._size += len(numbers)
-                self._ids.add_block(key, numbers, first)
-                filing.file_block(self._by_category, self._by_title, tid, first, categories)
+            numbers, categories = added
+            sizes, first = [len(entries) for *_, entries in run], self._size
+            self._size += len(numbers)
+            self._ids.add_run([key for _, _, key, _ in run], numbers, sizes, first)
+            filing.file_run(self._by_category, self._by_title, [tid for _, tid, _, _ in run], first, sizes, categories)
 
         def flush() -> None:
             add_run(run)
             run.clear()
             run_keys.clear()
 
-        for title in titles:
-            try:
-                tid, name, scid = read_title(title, self.shape)
-            except ValueError:
-                flush()  # the titles before it first, as they come first
-                raise
-            index = rows.add_title(tid, name, scid)
-            tid = rows.title_ids[index]  # a new int object: the document is not kept alive by it
-            self._title_names[tid] = rows.title_names[index]
+        read, error = read_titles(titles, self.shape)  # the titles before a malformed one are added
+        first = rows.add_titles([head for _, head in read])
+        tids = rows.title_ids[first:].tolist()  # new int objects: the document is not kept alive by them
+        self._title_names.update(zip(tids, map(rows.title_names.__getitem__, range(first, len(rows.title_ids)))))
+        for index, tid, (title, (_, _, scid)) in zip(count(first), tids, read):
             entries = title.get("achievements") or ()
             key = scid if self.shape == "V2" else tid
             if key in run_keys:  # whether it is new depends on the run before it
@@ -161,6 +157,8 @@ class _Dataset:
             self._by_title.setdefault(tid, per_category())
             added.append(tid)
         flush()
+        if error is not None:
+            raise error
         self._coverage.add_titles(added, complete)
         self._invalidate()
 

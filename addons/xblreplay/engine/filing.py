@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
-from itertools import compress, repeat
-from operator import eq
+from bisect import bisect_left, bisect_right
+from itertools import accumulate, compress, repeat
 
-from .categories import per_category
+from .categories import ALL_CATEGORIES, per_category
 from .wire import _Meta
+
+_IS = [bytes(int(b == c) for b in range(256)) for c in ALL_CATEGORIES]  # category byte -> 1 where it is c
 
 
 def _lists(by_category: list[array], by_title: dict[int, list[array]], meta: _Meta) -> list[array]:
@@ -37,15 +38,28 @@ def unfile(by_category: list[array], by_title: dict[int, list[array]], pos: int,
         lst.remove(pos)
 
 
-def file_block(by_category: list[array], by_title: dict[int, list[array]], title: int, first: int,
-               categories: list[int]) -> None:
-    """New positions from ``first`` on, all of ``title``, with their ``categories``."""
-    per_title = by_title.get(title)
-    if per_title is None:
-        per_title = by_title[title] = per_category()
-    span = range(first, first + len(categories))
-    for c in sorted(set(categories)):  # the categories found only: a title has one or two, mostly
-        positions = array("I", span if len(categories) == categories.count(c) else
-                          compress(span, map(eq, categories, repeat(c))))
+def file_run(by_category: list[array], by_title: dict[int, list[array]], titles: list[int], first: int,
+             sizes: list[int], categories: bytes) -> None:
+    """New positions from ``first`` on: ``sizes[i]`` of them, one after another, of ``titles[i]``,
+    with their ``categories`` (one byte each).
+
+    Each category is found over the whole run at once, and each title's share of it cut out where
+    the title's positions begin: a large dataset has tens of thousands of small titles."""
+    per_title = []
+    for t in titles:
+        lists = by_title.get(t)
+        if lists is None:
+            lists = by_title[t] = per_category()
+        per_title.append(lists)
+    bounds = list(accumulate(sizes, initial=first))  # title i holds bounds[i] up to bounds[i + 1]
+    span = range(first, bounds[-1])
+    for c in ALL_CATEGORIES:
+        n = categories.count(c)
+        if not n:  # the categories found only: most runs have two or three
+            continue
+        positions = array("I", span if n == len(span) else compress(span, categories.translate(_IS[c])))
         by_category[c].extend(positions)
-        per_title[c].extend(positions)
+        cuts = list(map(bisect_left, repeat(positions), bounds))
+        for lists, a, b in zip(per_title, cuts, cuts[1:]):
+            if a < b:
+                lists[c].extend(positions[a:b])

@@ -8,6 +8,8 @@ its length and its first position (a few bytes for the whole title); other block
 from __future__ import annotations
 
 from array import array
+from itertools import accumulate, chain
+from operator import add
 
 from .wire import _as_int
 
@@ -62,3 +64,22 @@ class Identities:
         else:
             block = dict(zip(numbers, range(first, first + m)))
         self._blocks.setdefault(key, []).append(block)
+
+    def add_run(self, keys: list, numbers: array, sizes: list[int], first: int) -> None:
+        """:meth:`add_block` of each key in turn, its ``sizes[i]`` ids the next ones of ``numbers``.
+        When every title's ids run on by one (the common case), that is seen in one comparison
+        over the whole run rather than one per title."""
+        starts = list(accumulate(sizes, initial=0))
+        titles = [(key, a, n) for key, a, n in zip(keys, starts, sizes) if n]
+        heads = list(map(numbers.__getitem__, [a for _, a, _ in titles]))
+        try:
+            counted = array("q", chain.from_iterable(map(range, heads, map(add, heads, [n for _, _, n in titles]))))
+        except OverflowError:
+            counted = None
+        if counted != numbers:
+            for key, a, n in titles:
+                self.add_block(key, numbers[a:a + n], first + a)
+            return
+        blocks = self._blocks
+        for (key, a, n), head in zip(titles, heads):
+            blocks.setdefault(key, []).append((head, n, first + a))

@@ -33,6 +33,10 @@ class Texts:
         del self._ends[len(self._ends) - len(values) - 1]  # the initial offset is the previous end
         self._parts.append(text)
 
+    def blank(self, n: int) -> None:
+        """Appends ``n`` empty rows (a column no row of a run has: no list of empty strings made)."""
+        self._ends.extend(array("q", [self._ends[-1] if self._ends else 0]) * n)
+
     def __getitem__(self, row: int) -> str:
         if self._parts:  # joined on first read: one copy, the parts freed
             self._text = "".join([self._text, *self._parts])

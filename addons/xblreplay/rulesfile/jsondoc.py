@@ -148,11 +148,12 @@ def _fast_read(text: bytes) -> tuple[Any, bool] | None:
     marks = _marks(text)
     if marks is None:
         return None
+    levels = _levels(marks)
+    del marks  # not held while orjson reads: its own form of the document is the load's peak
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    levels = _levels(marks)
     if levels is not None and levels > MAX_JSON_DEPTH:
         raise RecursionError
     return value, levels is not None
