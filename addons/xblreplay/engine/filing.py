@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from collections import deque
 from itertools import accumulate, compress, repeat
+from operator import itemgetter
 
 from .categories import ALL_CATEGORIES, per_category
 from .wire import _Meta
@@ -60,6 +62,6 @@ def file_run(by_category: list[array], by_title: dict[int, list[array]], titles:
         positions = array("I", span if n == len(span) else compress(span, categories.translate(_IS[c])))
         by_category[c].extend(positions)
         cuts = list(map(bisect_left, repeat(positions), bounds))
-        for lists, a, b in zip(per_title, cuts, cuts[1:]):
-            if a < b:
-                lists[c].extend(positions[a:b])
+        # Each title's share, empty ones too, appended at C speed: no step of Python per title.
+        deque(map(array.extend, map(itemgetter(c), per_title), map(positions.__getitem__, map(slice, cuts, cuts[1:]))),
+              maxlen=0)
