@@ -10,6 +10,7 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import tutils
 
+from xblreplay.memo import Memo
 from xblreplay.mitm import translate
 from xblreplay.mitm.translate import lowercase_headers, make_response, pretty_host, pretty_url
 from xblreplay.model import ERROR, WARNING, Answer, Violation, violations_header
@@ -76,7 +77,7 @@ def test_an_answer_changed_since_it_was_sent_is_sent_as_it_now_is():
 
 
 def test_kept_header_lines_are_bounded(monkeypatch):
-    monkeypatch.setattr(translate, "_FIELDS", {})
+    monkeypatch.setattr(translate, "_FIELDS", Memo(translate.KEPT_FIELD_SETS))
     for i in range(translate.KEPT_FIELD_SETS + 5):
         make_response(Answer(200, b"x", headers=[("X-N", str(i))]), [])
     assert 0 < len(translate._FIELDS) <= translate.KEPT_FIELD_SETS
@@ -100,7 +101,7 @@ def test_lowercase_headers_are_mitmproxys_and_each_call_gets_its_own():
 
 
 def test_many_or_long_header_lines_are_read_each_time_and_not_kept(monkeypatch):
-    monkeypatch.setattr(translate, "_LOWERED", {})
+    monkeypatch.setattr(translate, "_LOWERED", Memo(translate.KEPT_HEADER_SETS))
     many = headers_of(*[(f"X-{i}".encode(), b"v") for i in range(translate.KEPT_HEADER_LINES + 1)])
     long = headers_of((b"X-Long", b"v" * (translate.KEPT_HEADER_CHARS + 1)))
     for h in (many, long):

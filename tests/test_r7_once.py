@@ -325,3 +325,18 @@ def test_items_checked_together_get_what_each_gets_alone(validator):
     assert together == alone
     assert [bool(f) for f in together] == [False, True, True, False, False]
     assert validator.items_errors("V2", [good, json.dumps(good).encode()]) == [[], []]
+
+
+def test_a_compact_item_written_from_the_template_that_fails_the_schema_is_reported(validator):
+    # V1 ids stop at 4294967295 (the contract): an id of 2**40 fits the columns and the byte
+    # template, so the page is written without a dict, and its check still names the item.
+    entry = {"xuid": XUID, "shape": "V1", "titles": [{"id": TITLE, "name": "Harbor", "achievements": [
+        {"id": 1, "name": "fine"}, {"id": 2**40, "name": "too large for V1"}]}]}
+    store = DatasetStore()
+    store.add_hand_dataset(entry)
+    rp = Replayer(validator, store, now=lambda: NOW)
+    check, answer = get(rp, "maxItems=10", contract="1")
+    assert answer.status == 200 and answer.page is not None and answer.items_checked
+    found = validator.check_response(check, 200, {}, answer.page, answer)
+    assert [v.name for v in found] == ["/achievements/1/id"]
+    assert found == validator.check_response(check, 200, {}, answer.body)

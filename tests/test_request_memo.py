@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from xblreplay.bounds import MAX_CACHED_HEADER_CHARS, MAX_KEY_CHARS
 from xblreplay.contract import Validator, parse_authorization, request_key
-from xblreplay.contract.memo import Memo
+from xblreplay.memo import Memo
 from xblreplay.contract.request import AUTHORIZATION, _quote
 from xblreplay.model import EP_LIST, EP_OTHER
 

@@ -46,7 +46,7 @@ from .compiled import TOKEN, Compiled, Operation, PathEntry
 from .document import read_document
 from .languages import parse_accept_language
 from .parameters import Invalid, shown
-from .memo import Memo
+from ..memo import Memo
 from .request import (
     CONTRACT_HEADER,
     contract_part,

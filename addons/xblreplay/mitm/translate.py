@@ -9,6 +9,7 @@ import time
 from mitmproxy import http
 from mitmproxy.net.http import status_codes, url
 
+from ..memo import Memo
 from ..model import Answer, Violation, violations_header
 from ..proxy import Reply
 
@@ -52,8 +53,8 @@ def _authority(authority: str) -> tuple[str, int | None]:
 # The header names and values of the last header sets read (a client sends the same headers
 # again and again; the proxy's answers repeat theirs): at most KEPT_HEADER_SETS of at most
 # KEPT_HEADER_LINES lines and KEPT_HEADER_CHARS characters each, emptied when full.
-_LOWERED: dict[tuple, dict[str, str]] = {}
 KEPT_HEADER_SETS = 32
+_LOWERED: Memo = Memo(KEPT_HEADER_SETS)
 KEPT_HEADER_LINES = 32
 KEPT_HEADER_CHARS = 8192
 
@@ -80,10 +81,7 @@ def _lowered(headers: http.Headers) -> tuple[dict[str, str], bool]:
             raw_value.decode("utf-8", "surrogateescape"))
     lowered = {name: values[0] if len(values) == 1 else ", ".join(values) for name, values in found.items()}
     if len(fields) <= KEPT_HEADER_LINES and sum(map(len, lowered)) + sum(map(len, lowered.values())) <= KEPT_HEADER_CHARS:
-        if len(_LOWERED) >= KEPT_HEADER_SETS:
-            _LOWERED.clear()
-        _LOWERED[fields] = lowered
-        return lowered, True
+        return _LOWERED.put(fields, lowered), True
     return lowered, False
 
 
@@ -92,8 +90,8 @@ _BODY_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-len
 # The header lines of the last answers sent, by what they are written from: the engine gives
 # the same answer for the same page asked again. At most KEPT_FIELD_SETS, of lines of at most
 # KEPT_HEADER_CHARS bytes together; emptied when full.
-_FIELDS: dict[tuple, tuple[tuple[bytes, bytes], ...] | None] = {}
 KEPT_FIELD_SETS = 64
+_FIELDS: Memo = Memo(KEPT_FIELD_SETS)
 
 
 def make_response(answer: Answer, extra: list[Violation]) -> http.Response:
@@ -124,9 +122,7 @@ def _answer_fields(answer: Answer, extra: list[Violation]) -> tuple[tuple[bytes,
     lines = _header_lines(answer, extra)
     fields = None if any(k.lower() in _BODY_HEADERS for k, _ in answer.headers) else tuple(lines)
     if key is not None and sum(len(k) + len(v) for k, v in lines) <= KEPT_HEADER_CHARS:
-        if len(_FIELDS) >= KEPT_FIELD_SETS:
-            _FIELDS.clear()
-        _FIELDS[key] = fields
+        _FIELDS.put(key, fields)
     return fields
 
 

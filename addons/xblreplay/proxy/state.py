@@ -10,6 +10,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..memo import Memo
 from ..model import Answer, RequestCheck, Violation
 from ..recording import Exchange
 from ..redact import (
@@ -93,9 +94,7 @@ def written_forms(url: str, headers: dict[str, str]) -> tuple[SecretPattern | No
         return secrets, written_url(before, pairs, secrets)
     written = written_url(before, pairs, part.secrets)
     if part.mark is not None and len(url) <= KEPT_URL_CHARS:
-        if len(_URLS) >= KEPT_URLS:
-            _URLS.clear()
-        _URLS[url] = (part.mark, written)
+        _URLS.put(url, (part.mark, written))
     return part.secrets, written
 
 
@@ -139,8 +138,8 @@ def _kept_header_secrets(items: tuple[tuple[str, str], ...]) -> _HeaderSecrets:
 _last_part: tuple[dict[str, str] | None, _HeaderSecrets | None] = (None, None)
 # Written URLs by URL, with the mark of the headers' secrets they were written under: emptied
 # when full; longer URLs, and URLs whose query holds secrets, are written each time.
-_URLS: dict[str, tuple[weakref.ref, str]] = {}
 KEPT_URLS = 1024
+_URLS = Memo(KEPT_URLS)
 KEPT_URL_CHARS = 512
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ..contract import KNOWN_PARAMS, query_pairs
+from ..memo import Memo
 from .credentials import SECRET_HEADERS, is_token_shaped
 from .pattern import REDACTED, SecretPattern
 from .text import redact_text
@@ -122,17 +123,15 @@ def _written_piece(piece: str, name: str, raw: str, value: str, secret_re: Secre
 # mark of the SecretPattern it was written under: plain dicts, emptied when full, since a
 # lookup is all a paging client's URL costs and an LRU's bookkeeping would double it. A part
 # holding a secret is held in memory only, as the SecretPattern holds it.
-_HEADS: dict[str, tuple[object, str]] = {}
-_PIECES: dict[str, tuple[object, str]] = {}
 _KEPT_PARTS = 4096
+_HEADS = Memo(_KEPT_PARTS)
+_PIECES = Memo(_KEPT_PARTS)
 _KEPT_PART_CHARS = 512
 
 
-def _keep(kept: dict[str, tuple[object, Any]], part: str, mark: object, written: Any) -> None:
+def _keep(kept: Memo, part: str, mark: object, written: Any) -> None:
     if len(part) <= _KEPT_PART_CHARS:
-        if len(kept) >= _KEPT_PARTS:
-            kept.clear()
-        kept[part] = (mark, written)
+        kept.put(part, (mark, written))
 
 
 def _hides(text: str, secret_re: SecretPattern | None) -> bool:
@@ -156,5 +155,5 @@ def _judged(text: str, secret_re: SecretPattern | None) -> bool:
     return is_token_shaped(text) or (secret_re is not None and secret_re.search(text))
 
 
-_VERDICTS: dict[str, tuple[object, bool]] = {}
+_VERDICTS = Memo(_KEPT_PARTS)
 _JUDGED_PART_CHARS = 64

@@ -1,5 +1,5 @@
-"""Bounded memo tables: what the validator worked out once about a request's parts, kept for the
-next request that carries the same ones."""
+"""Bounded memo tables: what was worked out once about a request's parts (its reading, its header
+lines, the written forms of its URL), kept for the next request that carries the same ones."""
 
 from __future__ import annotations
 
