@@ -4,6 +4,7 @@
     xblreplay query --cassettes DIR URL [-H 'Name: value']…
     xblreplay lint DIR…
     xblreplay import FLOWFILE --cassettes DIR
+    xblreplay generate --out DIR --users N --titles M --achievements K [knobs…]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -115,6 +117,33 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from . import synth
+
+    started = time.perf_counter()  # for the summary line only: nothing written depends on it
+    try:
+        spec = synth.Spec(users=args.users, titles=args.titles, achievements=args.achievements,
+                          locales=tuple(x.strip() for x in args.locales.split(",")), unlocked=args.unlocked,
+                          challenges=args.challenges, secret=args.secret, v1_titles=args.v1_titles,
+                          seed=args.seed, now=args.now, form=args.form)
+        report = synth.generate(spec, args.out, progress=args.progress)
+    except (synth.SpecError, synth.OutputError) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"cannot write {e.filename or args.out}: {e.strerror or e}") from None
+    print("\n".join(synth.summary(spec, report, time.perf_counter() - started)))
+    return 0
+
+
+GENERATE_EPILOG = """--achievements K is the size of each user's full listing: the M titles hold K achievements
+in all (each title at least one, the rest spread unevenly), and every user has every title. So
+--users 3 --titles 200 --achievements 10000 gives three users whose unfiltered listing has 10,000
+achievements each: 30,000 entries per locale. Times (unlocks, Challenge windows) are relative to
+--now, a fixed instant unless given, so the same arguments always write the same bytes. Forms:
+block YAML up to {limit:,} entries (users x achievements x locales), the JSON form above (--form
+forces either). README, "Generating datasets", says more."""
+
+
 RUN_USAGE = """usage: xblreplay run [--set achievements_NAME=VALUE]... [mitmdump arguments]...
 
 Start the proxy: mitmdump with the xblreplay addon and the arguments given.
@@ -170,6 +199,30 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("flowfile")
     im.add_argument("--cassettes", default="cassettes")
     im.set_defaults(func=cmd_import)
+
+    from .synth import DEFAULT_NOW, DEFAULT_SEED, FORMS, JSON_FORM_ENTRIES  # the knobs' defaults
+
+    ge = sub.add_parser("generate", help="write a synthetic dataset (cassettes) from a few knobs",
+                        epilog=GENERATE_EPILOG.format(limit=JSON_FORM_ENTRIES),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ge.add_argument("--out", required=True, help="new (or empty) directory to write the cassettes to")
+    ge.add_argument("--users", type=int, default=1, help="users (xuids 2533274900000001, …02, …) (default 1)")
+    ge.add_argument("--titles", type=int, default=10, help="titles every user has (default 10)")
+    ge.add_argument("--achievements", type=int, default=500,
+                    help="achievements in each user's listing, spread over the titles (default 500)")
+    ge.add_argument("--locales", default="en-US", help="comma-separated locales, one dataset each (default en-US)")
+    ge.add_argument("--unlocked", type=float, default=0.4, help="share of each user's achievements unlocked (default 0.4)")
+    ge.add_argument("--challenges", type=float, default=0.1,
+                    help="share of the Xbox One titles' achievements that are Challenges with time windows (default 0.1)")
+    ge.add_argument("--secret", type=float, default=0.05, help="share of achievements that are secret (default 0.05)")
+    ge.add_argument("--v1-titles", type=float, default=0.1,
+                    help="share of titles that are Xbox 360 titles, served in the V1 shape (default 0.1)")
+    ge.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    ge.add_argument("--now", default=DEFAULT_NOW, help=f"the instant times are relative to (default {DEFAULT_NOW})")
+    ge.add_argument("--form", choices=FORMS, default="auto", help="cassette form (default auto: by size)")
+    ge.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress bar on stderr (default: when stderr is a terminal)")
+    ge.set_defaults(func=cmd_generate)
 
     args = parser.parse_args(argv)
     try:
