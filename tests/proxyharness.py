@@ -7,30 +7,22 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
+from xblreplay.pytest_plugin.launcher import MitmdumpProcess, free_port, mitmdump_path
+
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = REPO / "addons" / "achievements.py"
-MITMDUMP = Path(sys.executable).with_name("mitmdump")
+MITMDUMP = mitmdump_path()
 HOST = "achievements.xboxlive.com"
 XUID = 2533274800000001
 AUTH = "XBL3.0 x=3141592653589793238;eyJhbGciOiJSUzI1NiJ9.dGVzdA.c2ln"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -47,63 +39,19 @@ class Reply:
         return json.loads(self.body)
 
 
-class Mitmdump:
-    """mitmdump -s addons/achievements.py on 127.0.0.1 with its own confdir (and CA)."""
+class Mitmdump(MitmdumpProcess):
+    """mitmdump -s addons/achievements.py on 127.0.0.1 with its own confdir (and CA), started and
+    stopped by the package's launcher (xblreplay.pytest_plugin.launcher)."""
 
     def __init__(self, workdir: Path, **options: Any) -> None:
         self.workdir = workdir
-        self.confdir = workdir / "mitmconf"
-        self.port = free_port()
-        self.options = options
-        self.output = workdir / f"mitmdump-{self.port}.out"
-        self.proc: subprocess.Popen | None = None
-
-    def argv(self) -> list[str]:
-        argv = [str(MITMDUMP), "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
-                "--set", f"confdir={self.confdir}", "-s", str(ENTRY)]
-        for name, value in self.options.items():
-            if isinstance(value, bool):
-                value = "true" if value else "false"
-            argv += ["--set", f"{name}={value}"]
-        return argv
+        port = free_port()
+        super().__init__(workdir / "mitmconf", workdir / f"mitmdump-{port}.out", options, port=port,
+                         entry=ENTRY, cwd=REPO)
 
     def start(self, timeout: float = 30.0) -> "Mitmdump":
-        self.confdir.mkdir(parents=True, exist_ok=True)
-        self._out = open(self.output, "wb")
-        self.proc = subprocess.Popen(self.argv(), stdout=self._out, stderr=subprocess.STDOUT,
-                                     cwd=REPO, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mitmdump exited {self.proc.returncode}:\n{self.text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    if self.ca.exists():
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mitmdump did not start:\n{self.text()}")
-
-    @property
-    def ca(self) -> Path:
-        return self.confdir / "mitmproxy-ca-cert.pem"
-
-    def text(self) -> str:
-        return self.output.read_text(errors="replace") if self.output.exists() else ""
-
-    def stop(self) -> str:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_out", None):
-            self._out.close()
-        return self.text()
+        super().start(timeout)
+        return self
 
     def __enter__(self) -> "Mitmdump":
         return self.start()

@@ -16,6 +16,7 @@ from .coverage import gap
 from .dataset import DatasetInfo, _Dataset
 from .history import rows
 from .locales import DEFAULT_LOCALE, pick_locale
+from .undo import Undo
 from .verdicts import ItemCheck, form
 from .wire import _as_int, derived_scid, paging, wire_time
 
@@ -39,6 +40,7 @@ class DatasetStore:
         self._datasets: dict[tuple[int, str, str], _Dataset] = {}
         self._locales: dict[tuple[int, str], list[str]] = {}  # first recorded first (R6 default)
         self.updated: set[int] = set()  # xuids whose data progress updates changed in this run
+        self._undo = Undo()  # the items those updates replaced, as loaded
         self._bindings: dict[str, int] = {}
         self._answers: OrderedDict[tuple, Answer] = OrderedDict()  # listing answers, see answer()
 
@@ -248,7 +250,13 @@ class DatasetStore:
         if unknown is not None:
             reason = f"R9: achievement {unknown} of {scid} is not recorded for xuid {xuid} (V2, any locale)"
             return answers.diagnostic("R9", "not-recorded", "path", "achievementid", reason)
-        changed = updates.apply(steps, self._of(xuid, "V1"), wire_time(now))
+        changed = updates.apply(steps, self._of(xuid, "V1"), wire_time(now), self._undo.keep)
         if changed:
             self.updated.add(xuid)
         return answers.updated(changed)
+
+    def drop_updates(self) -> int:
+        """Every progress update of the run undone: the datasets answer as loaded again (and a
+        request recorded exactly is answered as recorded again). How many items were put back."""
+        self.updated.clear()
+        return self._undo.undo()

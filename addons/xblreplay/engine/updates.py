@@ -4,7 +4,7 @@ stored items changed."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 
 from .dataset import _Dataset
@@ -29,20 +29,25 @@ def plan(v2: list[_Dataset], scid: str, body: dict) -> tuple[list[Step], str | N
     return steps, None
 
 
-def apply(steps: list[Step], v1: list[_Dataset], stamp: str) -> bool:
+Keep = Callable[[_Dataset, int], None]
+
+
+def apply(steps: list[Step], v1: list[_Dataset], stamp: str, keep: Keep = lambda ds, pos: None) -> bool:
     """Each step on its items (see `_progressed`); an unlock also unlocks the item with the same
     id in the achievement's titles of the `v1` datasets (unlocked, achieved flag bits,
-    timeUnlocked = `stamp`). True when something changed."""
+    timeUnlocked = `stamp`). ``keep(ds, pos)`` is told of each item before it is replaced (the
+    store's undo record). True when something changed."""
     changed = False
     for where, percent in steps:
         for ds, pos in where:
             item = _progressed(ds.wire(pos), percent, stamp)
             if item is None:
                 continue
+            keep(ds, pos)
             ds.replace(pos, item)
             changed = True
             if item["progressState"] == "Achieved":
-                _unlock_v1(v1, ds.titles_of(pos), _as_int(item.get("id")), stamp)
+                _unlock_v1(v1, ds.titles_of(pos), _as_int(item.get("id")), stamp, keep)
     return changed
 
 
@@ -73,12 +78,13 @@ def _progressed(item: dict, percent: int, stamp: str) -> dict | None:
     return dict(item, progressState="InProgress", progression=dict(progression, requirements=requirements))
 
 
-def _unlock_v1(v1: list[_Dataset], titles: tuple[int, ...], number: int | None, stamp: str) -> None:
+def _unlock_v1(v1: list[_Dataset], titles: tuple[int, ...], number: int | None, stamp: str, keep: Keep) -> None:
     for ds in v1:
         for pos in [p for t in titles if (p := ds.position((t, number))) is not None]:
             item = ds.wire(pos)
             if item.get("unlocked") is True:
                 continue
             flags = item.get("flags")
+            keep(ds, pos)
             ds.replace(pos, dict(item, unlocked=True, unlockedOnline=True, timeUnlocked=stamp,
                                  flags=flags | V1_ACHIEVED | V1_ONLINE if isinstance(flags, int) else flags))

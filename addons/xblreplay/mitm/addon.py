@@ -24,7 +24,7 @@ from .. import answers, bounds
 from ..faults import effect
 from ..mode import Mode
 from ..model import HOST
-from ..proxy import Configuration, FlowState, Policy, build, close_log, exchange_secrets, judge, log_exchange, shown_url
+from ..proxy import Configuration, FlowState, Policy, build, close_log, control, exchange_secrets, judge, log_exchange, shown_url
 from ..proxy import options as xopts
 from ..proxy.options import ConfigError
 from .translate import lowercase_headers, make_response, pretty_host, pretty_url, reply_of
@@ -68,6 +68,9 @@ class Achievements:
         self._unhooked: weakref.WeakKeyDictionary[http.HTTPFlow, str] = weakref.WeakKeyDictionary()
         self._held_stream: str | None = None  # the stream_large_bodies this addon set
         self._large_bytes = 0  # bytes of large bodies seen since the cycle collector last ran
+        self.control_token, said = control.token_from_env()  # None: control requests are refused
+        if said:
+            logger.warning(said)
 
     # The configuration in force, part by part.
     config = property(lambda self: self.policy.config)
@@ -177,7 +180,10 @@ class Achievements:
         # the client named before the request hook runs: in replay, or with achievements_upstream,
         # it must go nowhere. A Content-Length says so now; a body that outgrows the bound as it
         # arrives is stopped at server_connect. The error hook logs both.
-        if pretty_host(flow.request) != HOST or self._to_service():
+        host = pretty_host(flow.request)
+        if host == control.CONTROL_HOST and flow.request.stream:
+            flow.kill()  # a control request is answered here, never streamed anywhere
+        if host != HOST or self._to_service():
             return
         if flow.request.stream:
             flow.kill()
@@ -190,10 +196,14 @@ class Achievements:
         # one opened for a client whose request for the host is being streamed before that hook
         # (its body outgrew achievements_max_body as it arrived), is refused: it would reach the
         # service (or mitmproxy's upstream proxy) with a request nobody has read.
+        address = data.server.address
+        named = str(address[0]).lower().rstrip(".") if address else ""
+        if named == control.CONTROL_HOST:
+            data.server.error = f"xblreplay: {control.CONTROL_HOST} is answered by the proxy itself"
+            return
         if self._to_service():
             return
-        address = data.server.address
-        to_host = bool(address) and str(address[0]).lower().rstrip(".") == HOST
+        to_host = named == HOST
         streaming = any(client == data.client.id and flow.request.stream for flow, client in list(self._unhooked.items()))
         if to_host or streaming:
             data.server.error = (f"xblreplay: a request for {HOST} is not sent on in {self.mode} mode"
@@ -203,7 +213,12 @@ class Achievements:
     async def request(self, flow: http.HTTPFlow) -> None:
         self._unhooked.pop(flow, None)
         headers = lowercase_headers(flow.request.headers)  # read once for the whole hook
-        if pretty_host(flow.request, headers) != HOST:
+        host = pretty_host(flow.request, headers)
+        if host == control.CONTROL_HOST:
+            reply = control.answer(self.config, self.control_token, flow.request.method, flow.request.path, headers)
+            flow.response = http.Response.make(reply.status, json.dumps(reply.body), {"content-type": "application/json"})
+            return
+        if host != HOST:
             return
         try:
             await self._answer_request(flow, headers)
@@ -339,6 +354,14 @@ class Achievements:
             self._apply(force=True)
         except exceptions.OptionsError as e:
             raise exceptions.CommandError(str(e)) from None
+
+    @command.command("achievements.reset")
+    def reset(self) -> str:
+        """Start afresh from the cassettes as loaded: progress updates undone, throttle windows,
+        call patterns and the fault sequence started again (what is left, as JSON)."""
+        if self.config is None:
+            raise exceptions.CommandError(f"xblreplay: no configuration in force ({self.broken})")
+        return json.dumps(control.reset(self.config), separators=(",", ":"))
 
     @command.command("achievements.summary")
     def summary(self) -> str:
