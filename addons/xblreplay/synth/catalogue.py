@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 
 from ..engine import wire_time
@@ -17,6 +17,8 @@ from .spec import Spec
 from .words import TITLE_FIRST, TITLE_SECOND, words
 
 DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
 HOUR = timedelta(hours=1)
 SCORES = (5, 10, 15, 20, 25, 30, 40, 50, 75, 100)
 _SCORE_WEIGHTS = tuple(accumulate((10, 25, 15, 15, 8, 8, 6, 6, 3, 4)))
@@ -43,41 +45,57 @@ class Title:
 
 
 class Catalogue:
-    """Titles (in dataset order: the most recently released first) and their achievements."""
+    """Titles (in dataset order: the most recently released first) and their achievements.
+    Times are also kept as microseconds since 1970 (``*_us``), the form the users' draws use."""
 
     def __init__(self, spec: Spec) -> None:
         rng = random.Random(f"xblreplay-synth/{spec.seed}/catalogue")
         self.now = now = spec.instant
+        self.now_us = micros(now)
         self.titles = _titles(spec, rng)
         total = spec.achievements
         self.title_of: list[int] = []
         self.number: list[int] = []
+        self.rarity: list[dict] = []
         for t, title in enumerate(self.titles):
             self.title_of += [t] * title.count
             self.number += range(1, title.count + 1)
+            self.rarity += _rarities(rng, title.count, now - title.released < UNSET_DAYS * DAY)
         self.gamerscore = rng.choices(SCORES, cum_weights=_SCORE_WEIGHTS, k=total)
-        counted = [rng.random() < COUNTED_SHARE for _ in range(total)]
-        self.target = [rng.choice(TARGETS) if c else 1 for c in counted]
-        self.task = [rng.randrange(5) for _ in range(total)]  # which (counted or single) description
+        self.target = [rng.choice(TARGETS) if rng.random() < COUNTED_SHARE else 1 for _ in range(total)]
+        self.task = rng.choices(range(5), k=total)  # which (counted or single) description
         self.secret = [False] * total
         for n in rng.sample(range(total), round(spec.secret * total)):
             self.secret[n] = True
-        self.rarity = [self._rarity(rng, self.titles[t]) for t in self.title_of]
         self.window: list[tuple[datetime, datetime] | None] = [None] * total
         v2 = [n for n, t in enumerate(self.title_of) if self.titles[t].shape == "V2"]
         for n in sorted(rng.sample(v2, round(spec.challenges * len(v2)))):
             self.window[n] = _window(rng, now)
             self.gamerscore[n] = 0  # Challenges award no gamerscore (XSAPI)
-        self.window_text = [None if w is None else {"start": wire_time(w[0]), "end": wire_time(w[1])}
-                            for w in self.window]
-        self.icon = [_icon(rng, self.titles[t]) for t in self.title_of]
+        self.windows = [n for n, w in enumerate(self.window) if w is not None]
+        self.window_text: list[dict | None] = [None] * total
+        for n in self.windows:
+            start, end = self.window[n]
+            self.window_text[n] = {"start": wire_time(start), "end": wire_time(end)}
+        self.icon = _icons(rng, self.titles)
         self.texts = {locale: _texts(self, locale) for locale in spec.locales}
 
-    def _rarity(self, rng: random.Random, title: Title) -> dict:
-        if self.now - title.released < UNSET_DAYS * DAY:
-            return {"currentCategory": "Unset", "currentPercentage": 0}
+
+def micros(when: datetime) -> int:
+    """``when`` as whole microseconds since 1970 (exact, unlike a float timestamp)."""
+    return (when - EPOCH) // MICROSECOND
+
+
+def _rarities(rng: random.Random, count: int, unset: bool) -> list[dict]:
+    """A title's rarity figures: Unset for a title too young to have any, else a share of
+    players from 0 to 100 % (most achievements common, about a quarter rare)."""
+    if unset:
+        return [{"currentCategory": "Unset", "currentPercentage": 0} for _ in range(count)]
+    made = []
+    for _ in range(count):
         percent = round(100 * rng.random() ** 1.7, 2)
-        return {"currentCategory": "Rare" if percent < RARE_BELOW else "Common", "currentPercentage": percent}
+        made.append({"currentCategory": "Rare" if percent < RARE_BELOW else "Common", "currentPercentage": percent})
+    return made
 
 
 def _titles(spec: Spec, rng: random.Random) -> list[Title]:
@@ -137,29 +155,43 @@ def _window(rng: random.Random, now: datetime) -> tuple[datetime, datetime]:
     return end - length, end
 
 
-def _icon(rng: random.Random, title: Title) -> str | None:
-    if title.shape == "V1":
-        return None  # Xbox 360 achievements carry an imageId, not a URL
-    host = "https://images-eds-ssl" if title.released.year >= SSL_ICONS_FROM else "http://images-eds"
-    token = base64.urlsafe_b64encode(rng.getrandbits(240).to_bytes(30, "big")).decode()
-    return f"{host}.xboxlive.com/image?url={token}"
+def _icons(rng: random.Random, titles: list[Title]) -> list[str | None]:
+    """Each achievement's icon URL (none for Xbox 360 achievements: they carry an imageId); the
+    service's image host, older titles on its http:// name."""
+    made: list[str | None] = []
+    for title in titles:
+        if title.shape == "V1":
+            made += [None] * title.count
+            continue
+        host = "https://images-eds-ssl" if title.released.year >= SSL_ICONS_FROM else "http://images-eds"
+        tokens = base64.urlsafe_b64encode(rng.randbytes(30 * title.count)).decode()  # 40 characters each
+        made += [f"{host}.xboxlive.com/image?url={tokens[k:k + 40]}" for k in range(0, 40 * title.count, 40)]
+    return made
 
 
 def _texts(cat: Catalogue, locale: str) -> tuple[list[str], list[str], list[str], str]:
     """(name, locked description, unlocked description) of every achievement in ``locale``, and
     the text a locked secret one shows. Equal texts are one string."""
     vocab, mark = words(locale)
-    seen: dict[str, str] = {}
+    size = len(vocab.names)
+    name_of: dict[tuple[int, int], str] = {}
+    task_of: dict[tuple[int, int], tuple[str, str]] = {}
     names, locked, unlocked = [], [], []
-    for n, number in enumerate(cat.number):
-        offset = cat.titles[cat.title_of[n]].id  # each title starts the name list somewhere else
-        place = (offset + number - 1) % len(vocab.names)
-        tier = (number - 1) // len(vocab.names) + 1
-        name = vocab.names[place] + (_ROMAN[tier] if tier < len(_ROMAN) else f" {tier}") + mark
-        target = cat.target[n]
-        pair = vocab.counted[cat.task[n]] if target > 1 else vocab.single[cat.task[n]]
-        todo, done = (pair[0].format(n=target) + mark, pair[1].format(n=target) + mark)
-        names.append(seen.setdefault(name, name))
-        locked.append(seen.setdefault(todo, todo))
-        unlocked.append(seen.setdefault(done, done))
+    for title in cat.titles:
+        offset = title.id  # each title starts the name list somewhere else
+        for n in range(title.first, title.first + title.count):
+            number = cat.number[n]
+            key = ((offset + number - 1) % size, (number - 1) // size + 1)
+            name = name_of.get(key)
+            if name is None:
+                tier = key[1]
+                name = name_of[key] = vocab.names[key[0]] + (_ROMAN[tier] if tier < len(_ROMAN) else f" {tier}") + mark
+            names.append(name)
+            target, task = cat.target[n], cat.task[n]
+            pair = task_of.get((target, task))
+            if pair is None:
+                todo, done = vocab.counted[task] if target > 1 else vocab.single[task]
+                pair = task_of[(target, task)] = (todo.format(n=target) + mark, done.format(n=target) + mark)
+            locked.append(pair[0])
+            unlocked.append(pair[1])
     return names, locked, unlocked, vocab.secret + mark

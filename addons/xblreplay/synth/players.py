@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime
 
 from ..engine import wire_time
-from .catalogue import Catalogue, Title
+from .catalogue import EPOCH, MICROSECOND, Catalogue, Title, micros
 from .spec import Spec
 
 IN_PROGRESS_SHARE = 0.6  # locked achievements with a counter that show progress (InProgress)
@@ -23,26 +22,31 @@ class Player:
     def __init__(self, spec: Spec, cat: Catalogue, index: int) -> None:
         rng = random.Random(f"xblreplay-synth/{spec.seed}/user/{index}")
         self.cat = cat
-        now = cat.now
-        # When the user first played each title: somewhere in its first 80 % of life until now.
-        started = [t.released + (now - t.released) * (0.8 * rng.random()) for t in cat.titles]
+        now = cat.now_us
         total = len(cat.number)
-        spans: list[tuple[datetime, datetime] | None] = []
-        for n in range(total):
-            window, begin = cat.window[n], started[cat.title_of[n]]
-            low, high = (begin, now) if window is None else (max(window[0], begin), min(window[1], now))
-            spans.append((low, high) if low < high else None)
-        # Weighted draw without replacement (Efraimidis-Spirakis): key u ** (1 / weight).
-        keys = [rng.random() ** (1.0 / (cat.rarity[n]["currentPercentage"] + 1.0)) for n in range(total)]
-        eligible = sorted((n for n in range(total) if spans[n] is not None), key=lambda n: (-keys[n], n))
+        # When the user first played each title: somewhere in its first 80 % of life until now.
+        low: list[int] = []  # the earliest and latest instant each achievement can be unlocked at
+        high = [now] * total
+        for title in cat.titles:
+            released = micros(title.released)
+            low += [released + int((now - released) * 0.8 * rng.random())] * title.count
+        keys = [rng.random() ** (1.0 / (r["currentPercentage"] + 1.0)) for r in cat.rarity]
+        for n in cat.windows:  # a Challenge: inside its window too
+            start, end = cat.window[n]
+            low[n], high[n] = max(micros(start), low[n]), min(micros(end), now)
+            if low[n] >= high[n]:
+                keys[n] = -1.0  # not started yet (or not while the user played): cannot be unlocked
+        # Weighted draw without replacement (Efraimidis-Spirakis): the largest keys u ** (1 / weight).
+        wanted = min(round(spec.unlocked * total), sum(k >= 0 for k in keys))
+        chosen = sorted(sorted(range(total), key=keys.__getitem__, reverse=True)[:wanted])
         self.unlocked: list[str | None] = [None] * total
-        for n in sorted(eligible[:round(spec.unlocked * total)]):
-            low, high = spans[n]
-            self.unlocked[n] = wire_time(low + (high - low) * rng.random())
+        for n in chosen:
+            at = low[n] + int((high[n] - low[n]) * rng.random())
+            self.unlocked[n] = wire_time(EPOCH + at * MICROSECOND)
         self.current: list[int | None] = [None] * total  # progress of a locked achievement with a counter
         for n in range(total):
             target = cat.target[n]
-            if (self.unlocked[n] is None and target > 1 and cat.titles[cat.title_of[n]].shape == "V2"
+            if (target > 1 and self.unlocked[n] is None and cat.titles[cat.title_of[n]].shape == "V2"
                     and rng.random() < IN_PROGRESS_SHARE):
                 self.current[n] = rng.randrange(1, target)
 
