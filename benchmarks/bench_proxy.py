@@ -5,6 +5,9 @@ listings through a mitmdump and time each answer. Targets, interleaved in one ru
 
   floor      mitmdump -s benchmarks/proxybench/floor_addon.py: `request()` answers a fixed,
              pre-serialised ~3 KB JSON body. The least any addon that answers locally can cost.
+  floor-page with --page-floor BYTES: the same floor answering a body of BYTES (a real page of
+             10 achievements is ~8.7 KB): what a body the size of the addon's costs mitmproxy
+             alone. The addon's ratio to it is its own work's share.
   xblreplay  mitmdump -s addons/achievements.py --set achievements_cassettes=DIR [--set ...]
   others     --cand LABEL:'ARGS': the project's addon with more mitmdump arguments.
 
@@ -35,8 +38,8 @@ rounds, ÷ floor (the target's median over the floor's median in the same cell),
 latency, the proxy's CPU ms per request (from /proc/PID/stat of the mitmdump, timed phase
 only) and Δ CPU (that minus the floor's: the addon's own cost per request), body B (mean
 response body; the floor's is ~3 KB), ready s (start until the port accepts, dataset loaded),
-RSS once ready and after the cell's load. --gc adds a GC-pause probe to every candidate (not
-the floor) and a table of collections and pauses. These are medians of one run on shared,
+RSS once ready and after the cell's load. --gc adds a GC-pause probe to every target (the
+floors too: their pauses are mitmproxy's own) and a table of collections and pauses. These are medians of one run on shared,
 noisy machines: compare the ratios and Δ CPU of one run, never absolute numbers across runs
 or machines.
 
@@ -92,7 +95,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                          "is the workload's)")
     ap.add_argument("--cand", action="append", default=[], metavar="LABEL:ARGS",
                     help="another candidate: the project's addon with these extra mitmdump arguments")
-    ap.add_argument("--gc", action="store_true", help="add the GC-pause probe to every candidate")
+    ap.add_argument("--gc", action="store_true", help="add the GC-pause probe to every target")
+    ap.add_argument("--page-floor", type=int, metavar="BYTES",
+                    help="also run the floor answering a body of BYTES (e.g. 8664, a 10-item page)")
     ap.add_argument("--mitmdump", default=str(CHECKOUT / ".venv" / "bin" / "mitmdump"))
     ap.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "xblreplay-bench"),
                     help="where generated cassettes are kept between runs")
@@ -137,7 +142,11 @@ class Run:
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True)
         self.env = dict(os.environ, XBLREPLAY_CACHE_DIR=str(workdir / "parsed"))
-        self.targets = {table.FLOOR: ["-s", str(FLOOR_ADDON)], **candidates(args)}
+        probe = ["-s", str(GC_PROBE)] if args.gc else []
+        self.targets = {table.FLOOR: ["-s", str(FLOOR_ADDON), *probe]}
+        if args.page_floor:
+            self.targets["floor-page"] = ["-s", str(FLOOR_ADDON), "--set", f"floor_body_bytes={args.page_floor}", *probe]
+        self.targets.update(candidates(args))
         self.results: list[dict] = []
         self.gc_runs: list[dict] = []
 
@@ -179,7 +188,7 @@ class Run:
         text = log.read_text(errors="replace")
         if "Traceback" in text:
             print(f"bench_proxy: warning: {label}'s log has a traceback: {log}", file=sys.stderr)
-        if label != table.FLOOR and self.args.gc:
+        if self.args.gc:
             gc = table.gc_summary(text)
             if gc is None:
                 raise Failed(f"{label}: the GC probe printed nothing; log {log}")
@@ -232,7 +241,7 @@ def main(argv: list[str]) -> int:
     if any(r["wrapped"] for r in run.results):
         print("\n† the page list wrapped in this cell: some requests asked for pages served before")
     if run.gc_runs:
-        print("\nGC pauses of the candidates while serving (gc_probe):\n")
+        print("\nGC pauses of the targets while serving (gc_probe):\n")
         print(table.gc_table(run.gc_runs))
     if args.keep:
         print(f"\nlogs and confdir: {workdir}")

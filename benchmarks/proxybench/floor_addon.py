@@ -6,6 +6,10 @@ or paged and no upstream connection is made (run it with connection_strategy=laz
 does not dial the real host on CONNECT). Whatever a real addon costs above this is its own.
 
     mitmdump -q --set connection_strategy=lazy -s benchmarks/proxybench/floor_addon.py
+
+`--set floor_body_bytes=N` answers a body of N bytes instead, built the same way: the floor for a
+page as big as the addon's, which separates what a bigger body costs mitmproxy from the addon's
+own work.
 """
 
 import json
@@ -38,9 +42,20 @@ def _make_body(target: int) -> bytes:
             return json.dumps(doc, separators=(",", ":")).encode()
 
 
-BODY = _make_body(BODY_BYTES)
+_body = [_make_body(BODY_BYTES)]
+
+
+def load(loader) -> None:
+    loader.add_option("floor_body_bytes", int, BODY_BYTES, "Size of the fixed answer body.")
+
+
+def configure(updated) -> None:
+    from mitmproxy import ctx
+
+    if "floor_body_bytes" in updated:
+        _body[0] = _make_body(ctx.options.floor_body_bytes)
 
 
 def request(flow: http.HTTPFlow) -> None:
     if flow.request.pretty_host == HOST:
-        flow.response = http.Response.make(200, BODY, HEADERS)
+        flow.response = http.Response.make(200, _body[0], HEADERS)
