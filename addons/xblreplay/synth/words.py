@@ -34,7 +34,7 @@ _EN = Words(
 _FR = Words(
     ("Premiers pas", "Volonté de fer", "Tireur d'élite", "Oiseau de nuit", "Collectionneur", "Intouchable",
      "Explorateur", "Esprit d'équipe", "Démon de la vitesse", "Survivant", "Chasseur de trésors", "Tacticien",
-     "Loup solitaire", "Vétéran", "Perfectionniste", "Marathon", "Coup de chance", "Maître bâtisseur",
+     "Loup solitaire", "Vétéran", "Perfectionniste", "Marathonien", "Coup de chance", "Maître bâtisseur",
      "Globe-trotteur", "Légende"),
     (("Gagnez {n} parties, tous modes confondus.", "Vous avez gagné {n} parties, tous modes confondus."),
      ("Récupérez {n} reliques cachées.", "Vous avez récupéré {n} reliques cachées."),
