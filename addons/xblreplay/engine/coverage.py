@@ -17,15 +17,22 @@ class Coverage:
         self._covered: set[int] = set()
         # recorded ranges [start, end) of each listing (titles, order, totalRecords)
         self._ranges: dict[tuple, list[tuple[int, int]]] = {}
+        # why a title may be partial (see why): the filters of the filtered listings recorded,
+        # per listing titles (None: all titles); the unfiltered listings recorded, complete or
+        # not; hand-written titles marked `complete: false`
+        self._filtered: dict[tuple | None, set[str]] = {}
+        self._unfiltered: set[tuple | None] = set()
+        self._declared: set[int] = set()
 
     def record(self, query: AchievementsQuery, body: dict) -> bool:
         """A recorded page: True when it completes a listing not filtered by unlockedOnly/types,
         i.e. that listing's pages now cover [0, totalRecords)."""
-        if query.unlocked_only or query.possible_only:
-            return False
-        if query.types is not None and set(query.types) != set(TYPES):
-            return False
         titles = tuple(sorted(set(query.title_ids))) if query.title_ids is not None else None
+        filters = _filters(query)
+        if filters:
+            self._filtered.setdefault(titles, set()).update(filters)
+            return False
+        self._unfiltered.add(titles)
         start = query.start
         paging = body.get("pagingInfo") or {}
         end = start + len(body.get("achievements") or ())
@@ -51,6 +58,8 @@ class Coverage:
         """Hand-written titles; `complete`: they are complete, and so is the user's list of titles."""
         if complete:
             self._covered.update(titles)
+        else:
+            self._declared.update(titles)
         self._hand_complete |= complete
 
     def complete(self, title: int) -> bool:
@@ -65,6 +74,50 @@ class Coverage:
         if unseen and not self._hand_complete:
             out.append(None)
         return out
+
+
+    def listed(self) -> set[int]:
+        """The titles recorded listings named by titleId (a title whose listing held nothing too)."""
+        return {t for key in (*self._filtered, *self._unfiltered) if key is not None for t in key}
+
+    def why(self, title: int | None) -> list[tuple[str, str]]:
+        """Why `title` is not proven complete, as (reason, detail) pairs; [] when it is. `title`
+        None: the user's titles never seen, which only a complete all-titles listing (or a
+        hand-written dataset marked complete) rules out. Reasons: "filtered" (only listings
+        filtered by unlockedOnly, possibleOnly or types were recorded), "truncated" (an
+        unfiltered listing was recorded but not all its pages), "declared partial" (hand-written
+        `complete: false`), "never listed" (no listing naming it or every title was recorded)."""
+        if self.all_titles or (self._hand_complete if title is None else title in self._covered):
+            return []
+        names = (lambda key: key is None) if title is None else (lambda key: key is None or title in key)
+        out = []
+        filters = sorted({f for key, found in self._filtered.items() if names(key) for f in found})
+        if filters:
+            out.append(("filtered", ", ".join(filters)))
+        if any(names(key) for key in self._unfiltered):
+            held = [(_held(ranges, total), total) for (key, _, total), ranges in self._ranges.items() if names(key)]
+            out.append(("truncated", "pages hold {} of {}".format(*max(held)) if held
+                        else "a continuation token was not followed"))
+        if title in self._declared:
+            out.append(("declared partial", "hand-written with complete: false"))
+        if not out:
+            out.append(("never listed", "no complete listing of every title was recorded" if title is None
+                        else "its items came with another title's listing"))
+        return out
+
+
+def _filters(query: AchievementsQuery) -> list[str]:
+    """The R3 filters of a recorded listing that keep it from proving a title complete."""
+    found = [name for name, on in (("unlockedOnly=true", query.unlocked_only),
+                                   ("possibleOnly=true", query.possible_only)) if on]
+    if query.types is not None and set(query.types) != set(TYPES):
+        found.append("types=" + ",".join(sorted(query.types)))
+    return found
+
+
+def _held(ranges: list[tuple[int, int]], total: int) -> int:
+    """How many of a listing's `total` items its recorded pages hold."""
+    return sum(max(0, min(b, total) - a) for a, b in ranges)
 
 
 def _merge_range(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:

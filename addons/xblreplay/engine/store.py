@@ -16,6 +16,7 @@ from .coverage import gap
 from .dataset import DatasetInfo, _Dataset
 from .history import rows
 from .locales import DEFAULT_LOCALE, pick_locale
+from .report import Origins, TitleCoverage, title_rows
 from .undo import Undo
 from .verdicts import ItemCheck, form
 from .wire import _as_int, derived_scid, paging, wire_time
@@ -42,6 +43,7 @@ class DatasetStore:
         self.updated: set[int] = set()  # xuids whose data progress updates changed in this run
         self._undo = Undo()  # the items those updates replaced, as loaded
         self._bindings: dict[str, int] = {}
+        self._origins: dict[tuple[int, str, str], Origins] = {}  # per dataset, for title_coverage
         self._answers: OrderedDict[tuple, Answer] = OrderedDict()  # listing answers, see answer()
 
     # -- building
@@ -61,12 +63,17 @@ class DatasetStore:
         """A recorded 200 page (``query``: the recorded request, read by the validator) added to
         its dataset (see _Dataset.add_page)."""
         source = f"recording {recorded_at}" if recorded_at else "recording"
-        self._dataset(int(query.xuid), query.shape, locale).add_page(query, body, source)
+        ds = self._dataset(int(query.xuid), query.shape, locale)
+        ds.add_page(query, body, source)
+        items = body.get("achievements")
+        self._origins.setdefault((ds.xuid, ds.shape, ds.locale), Origins()).page(
+            query.title_ids, items if isinstance(items, list) else [], ds.shape, recorded_at)
 
     def add_hand_dataset(self, entry: dict, source: str = "") -> None:
         """A cassette `datasets:` item (docs/DESIGN.md); raises ValueError on a malformed entry."""
         ds = self._dataset(int(entry["xuid"]), entry.get("shape", "V2"), str(entry.get("locale", DEFAULT_LOCALE)))
         ds.add_titles(entry.get("titles") or (), entry.get("complete", True) is not False, source)
+        self._origins.setdefault((ds.xuid, ds.shape, ds.locale), Origins()).hand(entry.get("titles") or (), source)
 
     def add_binding(self, userhash_sha256: str, xuid: int) -> None:
         self._bindings[userhash_sha256.lower()] = int(xuid)
@@ -80,6 +87,16 @@ class DatasetStore:
     def coverage_report(self) -> list[dict[str, Any]]:
         """Per dataset: whether all titles are covered, and each known title's size and coverage."""
         return [ds.coverage_report() for ds in self._datasets.values()]
+
+    def title_coverage(self) -> list[TitleCoverage]:
+        """Per dataset, one row per title: achievements known and unlocked, R2 coverage and why
+        not, where and when its items came from (engine.report; `xblreplay report`)."""
+        rows = []
+        for key, ds in self._datasets.items():
+            coverage = ds._coverage  # the dataset's R2 record, read here and nowhere else outside it
+            titles = set(ds.titles()) | coverage.listed()
+            rows += title_rows(*key, titles, ds.title_stats, coverage.why, self._origins.get(key) or Origins())
+        return rows
 
     def _of(self, xuid: int, shape: str | None = None) -> list[_Dataset]:
         """The datasets of `xuid` (of `shape` only, when given), first built first."""
