@@ -43,9 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rp.add_argument("--max-age", metavar="AGE",
                     help="mark recordings older than AGE (a number and s, m, h, d or w: 30d) stale; exit 1 if any")
     rp.add_argument("--now", metavar="ISO", help="the time ages are measured at (default: now)")
-    rp.add_argument("--log", metavar="FILE", help="a JSON Lines validation log: write its HTML report instead")
-    rp.add_argument("--html", metavar="OUT", help="where the HTML report of --log goes")
-    rp.add_argument("--rules", default=str(DEFAULT_RULES_DIR), help=argparse.SUPPRESS)
+    rp.add_argument("--rules", metavar="DIR", default=str(DEFAULT_RULES_DIR),
+                    help="rules directory (default: the package's)")
+    try:  # the HTML report's options (--log, --html, …): its module declares them
+        from .cli_html import add_arguments
+    except ImportError:  # an installation without it still reads the options, and refuses --log
+        rp.add_argument("--log", metavar="FILE", help="a JSON Lines validation log: write its HTML report instead")
+        rp.add_argument("--html", metavar="OUT", help="where the HTML report of --log goes")
+    else:
+        add_arguments(rp)
     rp.set_defaults(func=run_report)
 
     sp = subparsers.add_parser("show", help="a dataset as a table, as replay answers it")
@@ -55,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--locale", help="the dataset's locale (default: the first recorded, R6)")
     sp.add_argument("--shape", choices=("V1", "V2"), type=str.upper,
                     help="V2 (Xbox One) or V1 (Xbox 360) (default: V2 when the user has it)")
-    sp.add_argument("--rules", default=str(DEFAULT_RULES_DIR), help=argparse.SUPPRESS)
+    sp.add_argument("--rules", metavar="DIR", default=str(DEFAULT_RULES_DIR),
+                    help="rules directory (default: the package's)")
     sp.set_defaults(func=run_show)
 
 

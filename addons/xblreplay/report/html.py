@@ -29,7 +29,7 @@ section{background:#fff;border:1px solid #dee2e6;border-radius:6px;padding:12px 
 h2{font-size:18px;margin:4px 0 10px}h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #e9ecef;vertical-align:top}
 th{background:#f1f3f5;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-.url{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+td.t{white-space:nowrap}.url{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #dee2e6;border-radius:6px;padding:8px 14px;min-width:120px}
 .card b{display:block;font-size:22px}.card span{color:#6c757d}
 .sev{display:inline-block;border-radius:3px;padding:0 6px;font-size:12px;color:#fff}.sev.error{background:#c92a2a}
@@ -135,7 +135,7 @@ def _violations(t: Traffic) -> str:
             out.append("<p class=note>other messages: " + " · ".join(esc(m) for m in g.messages[1:]) + "</p>")
         rows = []
         for e in g.examples:
-            rows.append(f'<tr><td>{esc(e.time)}</td><td>{esc(e.method)}</td><td class="url">{esc(e.url)}</td>'
+            rows.append(f'<tr><td class="t">{esc(e.time)}</td><td>{esc(e.method)}</td><td class="url">{esc(e.url)}</td>'
                         f'<td class=n>{esc("—" if e.status is None else e.status)}</td><td>{esc(e.name)}</td></tr>')
         shown = f"first {len(g.examples)} of {g.count:,}" if g.count > len(g.examples) else f"all {g.count:,}"
         out.append(f"<table><tr><th>time</th><th>method</th><th>URL (as logged) — {shown}</th><th class=n>status</th>"

@@ -30,9 +30,10 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def clock(ts: float) -> str:
-    """A time axis label: UTC, to the second."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S")
+def clock(ts: float, fine: bool = False) -> str:
+    """A time axis label: UTC, to the second (``fine``: to the millisecond)."""
+    text = datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")
+    return text[:12] if fine else text[:8]
 
 
 def number(n: float) -> str:
@@ -101,7 +102,7 @@ def _x_axis(start: float, end: float, left: int, plot_w: float, y: float) -> str
     for k in range(5):
         ts = start + span * k / 4
         anchor = "start" if k == 0 else "end" if k == 4 else "middle"
-        out.append(f'<text x="{left + plot_w * k / 4:.1f}" y="{y:.1f}" text-anchor="{anchor}">{clock(ts)}</text>')
+        out.append(f'<text x="{left + plot_w * k / 4:.1f}" y="{y:.1f}" text-anchor="{anchor}">{clock(ts, span < 20)}</text>')
     return "".join(out)
 
 
@@ -162,7 +163,7 @@ def timeline(times: Sequence[float], marks: Iterable[tuple[float, str]], windows
     if not times:
         return '<p class="none">no request times</p>'
     start, end = times[0], times[-1]
-    span = max(end - start, 1.0)
+    span = max(end - start, 1e-3)
     left, plot_w, panel_h, gap = 56, width - 66, 110, 26
     periods = sorted({w.period for w in windows})
     marks = sorted(marks)
@@ -172,7 +173,7 @@ def timeline(times: Sequence[float], marks: Iterable[tuple[float, str]], windows
     for ts, code in marks:
         x = left + (ts - start) / span * plot_w
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="2" y2="{lane - 2}" stroke="{MARK_COLOURS.get(code, "#868e96")}" '
-                     f'stroke-width="2"><title>{esc(code)} at {clock(ts)}</title></line>')
+                     f'stroke-width="2"><title>{esc(code)} at {clock(ts, True)}</title></line>')
     for p, period in enumerate(periods):
         y0 = lane + p * (panel_h + gap) + 6
         counts = sliding_counts(times, period)
