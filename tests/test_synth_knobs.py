@@ -17,7 +17,7 @@ from xblreplay.replay import Replayer
 
 NOW = datetime(2027, 2, 10, 12, 0, tzinfo=timezone.utc)
 SPEC = dict(users=2, titles=40, achievements=3000, locales=("en-US", "fr-FR", "ja-JP"), unlocked=0.25,
-            challenges=0.15, secret=0.06, v1_titles=0.2, seed=7, now="2027-02-10T12:00:00Z")
+            challenges=0.15, secret=0.06, v1_titles=0.2, seed=7, now="2027-02-10T12:00:00Z", form="yaml")
 AUTH = "XBL3.0 x=synth-test;token"
 VALIDATOR = Validator.from_rules(DEFAULT_RULES_DIR)
 
