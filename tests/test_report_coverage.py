@@ -153,11 +153,11 @@ def test_max_age_marks_stale_recordings_and_exits_1_only_when_some_are(recorded)
                                   "--json").stdout)
     assert far_json["stale"] == len(TITLES) + 1 and all(t["stale"] for t in far_json["titles"] if t["oldest"])
 
-    soon = (newest + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    soon = (newest + timedelta(hours=1, seconds=1)).isoformat().replace("+00:00", "Z")
     fresh = command("report", str(cassettes), "--max-age", "30d", "--now", soon)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert "STALE" not in fresh.stdout and {r["stale"] for r in table(fresh.stdout, "titles")} == {"ok"}
-    # the same age in other units, measured just past it
+    # ages in other units: the recordings are just over an hour old (exactly the age is not stale)
     assert command("report", str(cassettes), "--max-age", "1h", "--now", soon).returncode == 1
     assert command("report", str(cassettes), "--max-age", "2h", "--now", soon).returncode == 0
 
@@ -266,3 +266,39 @@ def test_a_broken_cassette_is_one_line_with_file_and_line_and_exit_2(tmp_path, s
     assert f"{broken}:" in lines[0] and lines[0].startswith(f"xblreplay {subcommand[0]}: cassette ")
     line = int(lines[0].split(f"{broken}:")[1].split(":")[0])
     assert 3 <= line <= 4
+
+
+def test_report_with_log_writes_the_html_report_of_a_validation_log(tmp_path):
+    from xblreplay.model import Violation
+    from xblreplay.vlog import ValidationLog
+
+    log = ValidationLog(tmp_path / "run.jsonl")
+    for i in range(3):
+        log.write(method="GET", url=f"https://achievements.xboxlive.com/users/xuid({XUID})/achievements?maxItems=x",
+                  mode="replay", endpoint="achievements", status=400, source="error", latency_ms=1.0,
+                  time=1_800_000_000.0 + i,
+                  violations=[Violation("R8", "query", "maxItems", "error", "maxItems must be an integer",
+                                        "invalid-integer")])
+    log.close()
+    out = tmp_path / "run.html"
+    done = command("report", str(EXAMPLE), "--log", str(tmp_path / "run.jsonl"), "--html", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and "# titles" not in done.stdout  # the HTML report instead of the table
+    assert "invalid-integer" in out.read_text(encoding="utf-8")
+
+    missing = command("report", "--log", str(tmp_path / "none.jsonl"), "--html", str(out))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+
+
+def test_a_hand_written_title_marked_incomplete_is_partial_and_never_stale(tmp_path):
+    doc = json.loads(json.dumps({"xblreplay": 1, "datasets": [{
+        "xuid": 7, "complete": False, "titles": [{"id": 5, "name": "Draft", "achievements": [
+            {"id": 1, "name": "One", "gamerscore": 5, "unlocked": "2020-01-01T00:00:00Z"}, {"id": 2, "name": "Two"}]}]}]}))
+    (tmp_path / "draft.yaml").write_text(json.dumps(doc))
+    done = command("report", str(tmp_path), "--json", "--max-age", "1d", "--now", "2999-01-01T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    rows = {t["title"]: t for t in json.loads(done.stdout)["titles"]}
+    assert rows[5]["why"] == [{"reason": "declared partial", "detail": "hand-written with complete: false"}]
+    assert (rows[5]["known"], rows[5]["unlocked"], rows[5]["origin"], rows[5]["stale"]) == (2, 1, "hand-written", False)
+    assert rows[5]["files"] == [str(tmp_path / "draft.yaml")]
+    assert [w["reason"] for w in rows[None]["why"]] == ["never listed"]
