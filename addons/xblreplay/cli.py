@@ -131,6 +131,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"cannot write {e.filename or args.out}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        raise UsageError(f"interrupted: nothing was written to {args.out}") from None
     print("\n".join(synth.summary(spec, report, time.perf_counter() - started)))
     return 0
 
