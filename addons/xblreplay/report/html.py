@@ -17,7 +17,7 @@ from .logread import Traffic, bin_edges
 from .svg import esc
 
 TIMELINES = 12  # callers drawn (those with the most call-pattern findings)
-CALLER_ROWS = 50  # callers listed with their findings
+CALLER_ROWS = 20  # callers listed with their findings
 MISSING_ROWS = 200  # (xuid, titleId) rows of the coverage table
 
 CSS = """
