@@ -74,20 +74,20 @@ def achievements_proxy(request: pytest.FixtureRequest, achievements_config: dict
     return AchievementsProxy(running, opts, start)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    report = yield
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
     if call.when != "call" or not report.passed or FIXTURE not in getattr(item, "fixturenames", ()):
-        return report
+        return
     if not item.config.getini(INI_FAIL):
-        return report
+        return
     proxy = getattr(item, "funcargs", {}).get(FIXTURE)
     if proxy is None:
-        return report
+        return
     from .handle import report as worded
 
     found = proxy.findings()
-    if found:
+    if found:  # the test itself fails (not an error at teardown), saying why
         report.outcome = "failed"
         report.longrepr = f"{worded(found)}\n({INI_FAIL} = true)"
-    return report
