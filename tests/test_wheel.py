@@ -79,6 +79,11 @@ def test_wheel_carries_the_rules_and_the_entry_script(installed):
                 for p in (REPO / "rules").rglob("*") if p.is_file() and p.suffix in (".yaml", ".json")}
     assert expected and expected <= names
     assert "xblreplay/mitm/entry.py" in names
+    # every module of the package, sub-packages included (a package missing from pyproject's
+    # list would leave the installed tool unable to import it)
+    package = REPO / "addons" / "xblreplay"
+    modules = {f"xblreplay/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
+    assert modules and modules <= names, sorted(modules - names)
 
 
 def test_installed_package_is_imported_from_the_fresh_venv(installed):
