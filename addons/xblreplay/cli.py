@@ -5,6 +5,9 @@
     xblreplay lint DIR…
     xblreplay import FLOWFILE --cassettes DIR
     xblreplay generate --out DIR --users N --titles M --achievements K [knobs…]
+    xblreplay report DIR [--json] [--max-age 30d]   what the cassettes cover, and how old it is
+    xblreplay report --log validation.jsonl --html report.html
+    xblreplay show DIR --xuid N [--title T] [--locale L]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from . import DEFAULT_RULES_DIR
 from .cassette import CassetteError, lint
 from .replay import Replayer, parse_now
 from .contract import Validator
+from .report.cli import register as register_reports
 
 ENTRY_SCRIPT = Path(__file__).resolve().parent / "mitm" / "entry.py"  # inside the package: works installed
 # `xblreplay query` has no token to send; this placeholder passes the R8 Authorization check.
@@ -225,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ge.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="progress bar on stderr (default: when stderr is a terminal)")
     ge.set_defaults(func=cmd_generate)
+    register_reports(sub)
 
     args = parser.parse_args(argv)
     try:
