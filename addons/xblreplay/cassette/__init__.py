@@ -5,7 +5,7 @@ to xuids, datasets of achievements and the recorded interactions (``rules/casset
 Reading (:mod:`.load`) takes regular files inside the cassette directory only (:mod:`.walk`),
 bounded in nesting, alias expansion and integer size, and checks them (:mod:`.schema`): a hostile
 cassette is a ``FILE:LINE: reason`` (:mod:`.errors`, :mod:`.locate`) like any other bad one.
-Writing (:mod:`.files`) puts the canonical text (:mod:`.canonical`, one interaction per line)
+Writing (:mod:`.files`) puts the canonical text (:mod:`.canonical`, one achievement per line)
 leak-scanned and atomically in place, under a lock on the target's directory; a file that does
 not load is never overwritten.
 """

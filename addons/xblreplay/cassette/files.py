@@ -128,11 +128,10 @@ def update_file(
         unscanned: list[str] = []
         known: Iterable[tuple[dict, str]] = offered
         if current is not None:
-            known = zip(current.doc.get("interactions") or (), current.lines)
+            # The recorder's lines stand for its new interactions whoever wrote the file last.
+            known = itertools.chain(zip(current.doc.get("interactions") or (), current.lines), offered)
             if from_disk:  # written by another process or by hand: keep its lines, scan it once
                 unscanned.append(current.data.decode("utf-8", "replace"))
-            else:
-                known = itertools.chain(known, offered)
         doc = merge(old)
         lines = interaction_lines(doc["interactions"] if "interactions" in doc else (), known, unscanned)
         data = dump(doc, lines, unscanned)
