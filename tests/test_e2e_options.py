@@ -159,6 +159,7 @@ def bad_values(tmp_path: Path) -> dict[str, str]:
         "achievements_seed": "abc",
         "achievements_check_responses": "TRUE",
         "achievements_max_body": "0",
+        "achievements_diff_record": "maybe",
     }
 
 
@@ -166,7 +167,7 @@ OPTION_NAMES = [
     "achievements_mode", "achievements_cassettes", "achievements_upstream", "achievements_log",
     "achievements_strict", "achievements_rules", "achievements_now", "achievements_strict_coverage",
     "achievements_throttle", "achievements_faults", "achievements_seed", "achievements_check_responses",
-    "achievements_max_body",
+    "achievements_max_body", "achievements_diff_record",
 ]
 
 

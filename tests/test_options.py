@@ -44,7 +44,7 @@ def achievements_flow(path: str = LISTING):
 
 def test_the_table_is_the_one_source_of_option_names():
     assert OUR_OPTIONS == xopts.NAMES == {o.name for o in xopts.OPTIONS}
-    assert len(xopts.OPTIONS) == 13
+    assert len(xopts.OPTIONS) == 14
 
 
 def test_declared_options_are_the_table():

@@ -16,6 +16,17 @@ An exchange the proxy did not record (its body over ``achievements_max_body``, n
 streamed) carries ``"not_recorded": "<why>"`` beside a violation saying the same (rule ``limits``,
 codes ``body-too-large``, ``body-undecodable``, ``unknown-encoding``).
 
+In diff mode (``achievements_mode=diff``) every entry of the host carries ``"diff"``: the
+comparison of the service's answer with the cassettes' (:meth:`diff.Comparison.entry`)::
+
+    "diff": {"agreed": false, "local": {"status": 200, "source": "dataset"},
+             "checked": ["R1", "R4", "R5", "R7", "R8"],
+             "findings": [{"rule": "R4", "aspect": "order", "message": "...",
+                           "paths": ["/achievements/0/id", "/achievements/1/id"], "more_paths": 3}]}
+
+or ``{"not_compared": "<why>"}`` (an internal error of the comparison: a finding of rule
+``internal``). The summary then counts agreement per rule (``"diff"``, :meth:`ValidationLog.summary`).
+
 Every line is valid UTF-8, whatever the client sent: in ``url`` each byte that was not UTF-8
 (mitmproxy hands them over as lone surrogates) is written percent-encoded, ``%FF``, so the URL
 reads as the bytes that went over the wire; in any other field such a byte is written as a
@@ -127,6 +138,10 @@ class ValidationLog:
         self.by_source: Counter[str] = Counter()
         self.redactions: Counter[str] = Counter()  # values removed from recorded bodies, by what
         self.not_recorded = 0  # exchanges a recording mode could not record
+        self.diffs: Counter[str] | None = None  # diff mode: exchanges compared, agreed, ... (count_diffs)
+        self.diff_checked: Counter[str] = Counter()  # diff mode: per rule, exchanges that exercised it
+        self.diff_disagreed: Counter[str] = Counter()  # ... and those that disagreed on it
+        self.diff_findings: Counter[str] = Counter()  # diff mode: findings per rule
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -147,6 +162,7 @@ class ValidationLog:
         redactions: list[Removal] | None = None,
         secrets: SecretPattern | None = None,
         not_recorded: str = "",
+        diff: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Appends one entry. Before it is written the line is scrubbed of every form of the
         exchange's ``secrets`` and of verified credentials (a message may echo what the client
@@ -168,6 +184,8 @@ class ValidationLog:
             entry["redactions"] = [r.to_dict() for r in redactions]
         if not_recorded:
             entry["not_recorded"] = not_recorded
+        if diff is not None:
+            entry["diff"] = diff
         try:
             line = _dumps(entry)
         except UnicodeEncodeError:  # client text that was not UTF-8 (a method, a message)
@@ -189,12 +207,54 @@ class ValidationLog:
                 self.by_rule[v.rule] += 1
                 if v.code:
                     self.by_code[v.code] += 1
+            if diff is not None:
+                self._count_diff(diff)
             if self._fd is not None:
                 self._waiting.append(line + "\n")
                 self._waiting_chars += len(line) + 1
                 if self._waiting_chars >= FLUSH_CHARS or not self._flush_later():
                     self._write_waiting()
         return entry
+
+    def count_diffs(self) -> None:
+        """The summary counts diff mode's comparisons (``"diff"``) from now on."""
+        if self.diffs is None:
+            self.diffs = Counter()
+
+    def _count_diff(self, diff: dict[str, Any]) -> None:
+        """Counts one entry's ``diff`` field (the lock held)."""
+        if self.diffs is None:
+            self.diffs = Counter()
+        self.diffs["exchanges"] += 1
+        findings = diff.get("findings") or []
+        for f in findings:
+            self.diff_findings[f["rule"]] += 1
+        if "not_compared" in diff:
+            self.diffs["not_compared"] += 1
+            self.diffs["internal_errors"] += bool(findings)
+            return
+        self.diffs["compared"] += 1
+        self.diffs["agreed" if diff["agreed"] else "disagreed"] += 1
+        self.diff_checked.update(diff["checked"])
+        self.diff_disagreed.update({f["rule"] for f in findings})
+
+    def _diff_summary(self) -> dict[str, Any]:
+        def share(agreed: int, compared: int) -> float | None:
+            return round(agreed / compared, 4) if compared else None
+
+        counts = self.diffs or Counter()
+        by_rule = {}
+        for rule in sorted(self.diff_checked, key=lambda r: (len(r), r)):
+            compared, disagreed = self.diff_checked[rule], self.diff_disagreed[rule]
+            by_rule[rule] = {"compared": compared, "agreed": compared - disagreed, "disagreed": disagreed,
+                             "agreement": share(compared - disagreed, compared)}
+        return {
+            **{k: counts[k] for k in ("exchanges", "compared", "agreed", "disagreed", "not_compared",
+                                      "internal_errors")},
+            "agreement": share(counts["agreed"], counts["compared"]),
+            "by_rule": by_rule,
+            "findings_by_rule": dict(sorted(self.diff_findings.items(), key=lambda kv: (len(kv[0]), kv[0]))),
+        }
 
     def _flush_later(self) -> bool:
         """Makes sure the waiting lines are written within FLUSH_AFTER_S; False when no event
@@ -237,6 +297,7 @@ class ValidationLog:
             "redactions": sum(self.redactions.values()),
             "redactions_by_what": dict(sorted(self.redactions.items())),
             "not_recorded": self.not_recorded,
+            **({"diff": self._diff_summary()} if self.diffs is not None else {}),
         }
 
     def close(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:

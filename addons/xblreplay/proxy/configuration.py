@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..cassette import CassetteError
 from ..contract import Validator
+from ..diff import DiffRules, load_diff_rules
 from ..faults import FaultInjector, load_profile
 from .options import ConfigError, Settings
 from ..mode import Mode
@@ -34,6 +35,7 @@ class Configuration:
     log: ValidationLog
     recorder: RecorderProcess | None
     loaded_in: float = 0.0  # seconds the cassettes took to load
+    diff_rules: DiffRules | None = None  # diff mode: rules/diff.yaml (what a comparison leaves out)
 
     @property
     def mode(self) -> Mode:
@@ -55,6 +57,11 @@ class Configuration:
             if not self.mode.forwards and self.replayer.files == 0:
                 logger.warning(f"xblreplay: no cassette files in {self.settings.cassettes}: "
                                "replay has nothing to answer from")
+            if self.mode.compares and self.replayer.files == 0:
+                logger.warning(f"xblreplay: no cassette files in {self.settings.cassettes}: "
+                               "diff has nothing to compare with (every answer differs, R9)")
+        if self.settings.diff_record and not self.mode.compares:
+            logger.warning(f"xblreplay: achievements_diff_record has no effect in {self.mode} mode")
 
 
 def build(s: Settings, previous: Configuration | None) -> Configuration:
@@ -64,6 +71,11 @@ def build(s: Settings, previous: Configuration | None) -> Configuration:
     if not contract.is_file():
         raise ConfigError(f"achievements_rules: rules file not found: {contract}")
     validator = _load("achievements_rules", Validator.from_rules, s.rules)
+    diff_rules = _load("achievements_rules", load_diff_rules, s.rules) if s.mode.compares else None
+    if s.mode.compares and not s.cassettes.is_dir():  # checked before recording could create it
+        raise ConfigError(f"achievements_cassettes: {s.cassettes}: "
+                          f"{'not a directory' if s.cassettes.exists() else 'cassette directory does not exist'} "
+                          "(diff mode compares with the cassettes)")
     if s.records:  # replay-or-record starts from an empty directory too
         try:
             s.cassettes.mkdir(parents=True, exist_ok=True)
@@ -105,8 +117,10 @@ def build(s: Settings, previous: Configuration | None) -> Configuration:
     elif previous is not None:
         previous.close_recorder()
         recorder = None
+    if s.mode.compares:
+        log.count_diffs()  # the summary gains its diff counts
     return Configuration(s, validator, replayer, Throttle(limits) if s.throttle else None, CallPatterns(limits),
-                         faults, log, recorder, loaded_in)
+                         faults, log, recorder, loaded_in, diff_rules)
 
 
 def loaded_line(replayer: Replayer, seconds: float) -> str:

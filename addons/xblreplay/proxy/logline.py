@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ..diff import not_forwarded
 from ..traffic import caller_key, retry_after_seconds
 from .configuration import Configuration
 from .state import FlowState
@@ -26,16 +27,22 @@ def log_exchange(config: Configuration, state: FlowState, status: int | None, re
     latency_ms = (time.monotonic() - state.started) * 1000
     # Both lines are written from the entry the log scrubbed of the exchange's secrets.
     secrets = state.secrets()
+    compared = None
+    if config.mode.compares:
+        compared = state.comparison.entry() if state.comparison is not None else not_forwarded(source, status)
     entry = config.log.write(
         method=state.method, url=state.logged_url(), mode=config.mode,
         endpoint=state.check.endpoint, status=status, source=source, latency_ms=latency_ms,
         violations=violations, reason=state.answer.reason if state.answer else "",
-        redactions=state.redactions, secrets=secrets, not_recorded=state.not_recorded,
+        redactions=state.redactions, secrets=secrets, not_recorded=state.not_recorded, diff=compared,
     )
     if violations:
         level = logging.WARNING if any(v.severity == "error" for v in violations) else logging.INFO
         logger.log(level, "xblreplay %s %s -> %s: %s", entry["method"], entry["url"], status,
                    "; ".join(f"{v['rule']} {v['name']}: {v['message']}" for v in entry["violations"]))
+    for f in entry.get("diff", {}).get("findings", ()):
+        logger.warning("xblreplay diff %s %s: %s %s: %s%s", entry["method"], entry["url"], f["rule"], f["aspect"],
+                       f["message"], f" at {', '.join(f['paths'])}" if f.get("paths") else "")
 
 
 def close_log(config: Configuration) -> dict:

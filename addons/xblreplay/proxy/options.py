@@ -65,7 +65,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("achievements_mode", str, "replay",
            "validate: forward, judge, log. record: forward and record into cassettes. "
            "replay: answer offline from cassettes, never connect. replay-or-record: answer "
-           "from cassettes when coverage allows, else forward and record.",
+           "from cassettes when coverage allows, else forward and record. diff: forward, and "
+           "compare each answer with the one replay gives from the cassettes (rules/diff.yaml).",
            choices=MODES),
     Option("achievements_cassettes", str, "cassettes", "Cassette directory.", metavar="DIR"),
     Option("achievements_upstream", Optional[str], None,
@@ -96,6 +97,9 @@ OPTIONS: tuple[Option, ...] = (
            "client untouched and logged as not recorded; mitmproxy's stream_large_bodies is held at "
            "this value, so a larger body is streamed, never held in memory.",
            metavar="BYTES"),
+    Option("achievements_diff_record", bool, False,
+           "In diff mode, also record the service's answers into the cassette directory (the "
+           "comparison goes on against the cassettes as loaded). No effect in other modes."),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 NAMES: frozenset[str] = frozenset(BY_NAME)
@@ -201,14 +205,16 @@ class Settings:
     seed: int | None
     check_responses: bool
     max_body: int = bounds.MAX_BODY_BYTES
+    diff_record: bool = False
 
     @property
     def records(self) -> bool:
-        return self.mode.records
+        return self.mode.records or (self.mode.compares and self.diff_record)
 
     @property
     def replays(self) -> bool:
-        return self.mode.answers_offline
+        """The cassettes must load (replay answers from them, diff compares with them)."""
+        return self.mode.loads_cassettes
 
 
 def parse_upstream(value: str | None) -> tuple[str, str, int, str] | None:
@@ -255,6 +261,7 @@ def settings(values: Mapping[str, Any]) -> Settings:
         strict_coverage=values["achievements_strict_coverage"], throttle=values["achievements_throttle"],
         faults=values["achievements_faults"] or None, seed=values["achievements_seed"],
         check_responses=values["achievements_check_responses"], max_body=max_body,
+        diff_record=values["achievements_diff_record"],
     )
 
 

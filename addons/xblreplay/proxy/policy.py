@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import answers
+from ..diff import expect
 from ..faults import effect
 from ..model import WARNING, Answer, Violation
 from ..recording import TOO_LARGE
@@ -92,6 +93,8 @@ class Policy:
         if not mode.answers_offline:
             if mode.validates_only and not check.ok and config.settings.strict:
                 return _answer(state, answers.invalid_request(check))
+            if mode.compares:  # the service answers; what replay would answer is kept to compare
+                state.comparison = expect(config.replayer.answer, check, state.method, state.url, body)
             return FORWARD
         assert config.replayer is not None
         answer = config.replayer.answer(check, state.method, state.url, body)

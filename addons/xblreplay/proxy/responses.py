@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .. import bounds
+from .. import bounds, diff
 from ..faults import effect
 from ..model import EP_DETAIL, EP_LIST, WARNING, Violation
 from ..recording import TOO_LARGE, UnreadableBody, body_removals, decode_body, recorded_interaction
@@ -55,6 +55,9 @@ def _judge(config: Configuration, state: FlowState, reply: Reply, content: Calla
         violations += _checked_response(config, state, reply)
     if records(config, state):
         _record(config, state, reply)
+    if state.comparison is not None:
+        diff.judge(state.comparison, state.check.query, reply.status, lambda: _live_body(config, state, reply),
+                   config.diff_rules)
     if state.unread is not None:
         code, why = state.unread
         violations.append(Violation("limits", "response", "body", WARNING,
@@ -119,6 +122,17 @@ def _json_body(config: Configuration, state: FlowState, reply: Reply) -> Any:
             except ValueError:  # not JSON (UnicodeDecodeError included)
                 pass
     return state.parsed[0]
+
+
+def _live_body(config: Configuration, state: FlowState, reply: Reply) -> tuple[Any, str]:
+    """Diff mode: the service's body as the comparison reads it (JSON parsed once per flow; the
+    bytes when it is not JSON) and why it was not read ("" when it was)."""
+    parsed = _json_body(config, state, reply)
+    if state.unread is not None:
+        return None, state.unread[1]
+    if state.too_deep:
+        return None, "JSON nested too deep to read"
+    return (parsed if parsed is not None else state.body[0]), ""
 
 
 def _record(config: Configuration, state: FlowState, reply: Reply) -> None:

@@ -10,6 +10,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..diff import Comparison
 from ..memo import Memo
 from ..model import Answer, RequestCheck, Violation
 from ..recording import Exchange
@@ -53,6 +54,7 @@ class FlowState:
     too_deep: bool = False  # the response body is JSON nested too deep to read
     recorded: bool = False  # handed to the recorder
     not_recorded: str = ""  # why a recording mode did not record it (the log's not_recorded)
+    comparison: Comparison | None = None  # diff mode: the cassettes' answer, then the verdict
     _seen: tuple | None = None  # (the exchange's SecretPattern or None, its logged URL) once found
 
     def secrets(self) -> SecretPattern | None:
