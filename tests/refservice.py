@@ -43,8 +43,14 @@ def make_dataset(seed: int, titles: dict[int, int]) -> list[dict]:
     return items
 
 
-def answer(items: list[dict], url: str) -> dict:
-    """The service's answer to a V2 listing URL (a path with a query is enough)."""
+# A rule the reference can be told to break (``broken=``), so that diff mode can be shown to name
+# it: R4 UnlockTime ordered oldest first instead of most recent first. None: every rule kept.
+OLDEST_FIRST = "R4-unlocktime-oldest-first"
+
+
+def answer(items: list[dict], url: str, broken: str | None = None) -> dict:
+    """The service's answer to a V2 listing URL (a path with a query is enough); ``broken``
+    names a rule to break (OLDEST_FIRST), None keeps them all."""
     q = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query)}
     rows = list(enumerate(items))  # (dataset position, item)
     if "titleid" in q:
@@ -60,7 +66,7 @@ def answer(items: list[dict], url: str) -> dict:
         rows = sorted(rows, key=lambda r: (r[1]["titleAssociations"][0]["id"], int(r[1]["id"]), r[0]))
     elif order == "unlocktime":
         done = sorted((r for r in rows if r[1]["progressState"] == "Achieved"),
-                      key=lambda r: r[1]["progression"]["timeUnlocked"], reverse=True)
+                      key=lambda r: r[1]["progression"]["timeUnlocked"], reverse=broken != OLDEST_FIRST)
         rows = done + [r for r in rows if r[1]["progressState"] != "Achieved"]
     start = int(q.get("continuationtoken", q.get("skipitems", "0")))
     size = int(q.get("maxitems", "32"))
@@ -71,8 +77,9 @@ def answer(items: list[dict], url: str) -> dict:
                            "totalRecords": len(rows)}}
 
 
-def handler(items: list[dict], extra_headers: dict[str, str] | None = None):
-    """An Upstream handler serving `items`."""
+def handler(items: list[dict], extra_headers: dict[str, str] | None = None, broken: str | None = None):
+    """An Upstream handler serving `items` (``broken``: see :func:`answer`)."""
     def serve(method, path, headers, body):
-        return 200, {"Content-Type": "application/json", **(extra_headers or {})}, json.dumps(answer(items, path)).encode()
+        return (200, {"Content-Type": "application/json", **(extra_headers or {})},
+                json.dumps(answer(items, path, broken)).encode())
     return serve
