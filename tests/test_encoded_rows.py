@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from xblreplay.engine import DatasetStore
-from xblreplay.engine.expand import encoded, expand
+from xblreplay.engine.expand import encoded, encoded_at, expand
 from xblreplay.engine.wire import without_rarity
 from xblreplay.model import AchievementsQuery, compact_json
 
@@ -120,3 +120,62 @@ def test_a_recorded_page_changing_an_item_is_seen_by_the_next_answer():
                   {"achievements": [item], "pagingInfo": {"continuationToken": "1", "totalRecords": 2}})
     again = s.answer(query, NOW)
     assert again is not first and again.body["achievements"][0]["name"] == "renamed"
+
+
+RARITIES = [None, {"currentCategory": "Rare", "currentPercentage": 3.5},
+            {"currentCategory": "Common", "currentPercentage": 0}, {"currentCategory": "Rare", "currentPercentage": 100.0},
+            {"currentCategory": "Common", "currentPercentage": 87}, {"currentCategory": "Unset", "currentPercentage": 12.25}]
+
+
+def plain_entries() -> list[dict]:
+    """entries() but the one beyond 64 bits, unlock times in the wire form (7 digits)."""
+    out = []
+    for e in entries()[:-1]:
+        if "unlocked" in e and len(e["unlocked"]) != 28:
+            e = dict(e, unlocked="2026-01-02T03:04:05.1000000Z")
+        out.append(e)
+    return out
+
+
+def plain_store(shape: str, rarities: list) -> DatasetStore:
+    """Entries the column-wise proof takes whole (no entry held beside the columns)."""
+    titles = []
+    for t in range(3):
+        achievements = [dict(e, rarity=rarities[n % len(rarities)]) if rarities[n % len(rarities)] else e
+                        for n, e in enumerate(plain_entries()) if n % 3 == t]
+        titles.append({"id": 1829000010 + t, "name": f"Title {t}", "achievements": achievements})
+    s = DatasetStore()
+    s.add_hand_dataset({"xuid": XUID, "shape": shape, "titles": titles})
+    return s
+
+
+@pytest.mark.parametrize("shape", ["V2", "V1"])
+def test_plain_rows_with_a_rarity_are_written_as_the_expanded_item(shape):
+    s = plain_store(shape, RARITIES)
+    (ds,) = s._datasets.values()
+    cols = ds._rows
+    assert cols._odd == {}  # every entry held in the columns, rarity included
+    wanted = [e.get("rarity") for t in range(3) for n, e in enumerate(plain_entries()) if n % 3 == t
+              for e in [dict(e, rarity=RARITIES[n % len(RARITIES)]) if RARITIES[n % len(RARITIES)] else e]]
+    with_rarity = 0
+    for pos in range(len(cols)):
+        row = cols.row(pos)
+        assert row.rarity == wanted[pos]
+        if row.rarity is not None:  # the percentage keeps its spelling: 0 stays an int, 100.0 a float
+            assert type(row.rarity["currentPercentage"]) is type(wanted[pos]["currentPercentage"])
+            with_rarity += 1
+        for rarity in (True, False):
+            item = expand(cols, row, shape)
+            assert encoded_at(cols, pos, shape, rarity) == compact_json(item if rarity else without_rarity(item))
+    assert with_rarity > len(cols) // 2
+
+
+def test_a_rarity_written_in_another_key_order_is_kept_in_it():
+    swapped = [None, {"currentPercentage": 3.5, "currentCategory": "Rare"}]
+    s = plain_store("V2", swapped)
+    (ds,) = s._datasets.values()
+    cols = ds._rows
+    pos = next(p for p in range(len(cols)) if cols.row(p).rarity is not None)
+    item = expand(cols, cols.row(pos), "V2")
+    assert list(item["rarity"]) == ["currentPercentage", "currentCategory"]
+    assert encoded_at(cols, pos, "V2", True) in (None, compact_json(item))

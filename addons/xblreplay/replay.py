@@ -6,7 +6,6 @@ This is the part of replay that has nothing to do with mitmproxy; the addon and
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import os
@@ -15,8 +14,9 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import answers, cassette
+from . import answers, cassette, memory
 from .cassette.plain import keep as keep_proofs
+from .cassette.schema import prepare as prepare_checks
 from .engine import DEFAULT_LOCALE, DatasetStore, pick_locale
 from .model import EP_DETAIL, EP_HISTORY, EP_LIST, EP_UPDATE, AchievementsQuery, Answer, RequestCheck
 from .contract import Validator, parse_accept_language, request_key, request_language, split_url
@@ -24,16 +24,6 @@ from .contract import Validator, parse_accept_language, request_key, request_lan
 # Recorded requests carry no Authorization (it is never stored); the validator needs one
 # to parse a recorded URL into a query, so a placeholder stands in for it.
 _PLACEHOLDER_AUTH = "XBL3.0 x=recorded;recorded"
-
-
-def _release_free_memory() -> None:
-    """Hands the memory a load freed (the parsed documents, the columns' building blocks) back to
-    the system: glibc keeps freed heap pages mapped, which left a 1M-achievement load resident at
-    1.6x what it holds. Elsewhere (no ``malloc_trim``) nothing is done."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def parse_now(value: str | None) -> datetime | None:
@@ -94,17 +84,23 @@ class Replayer:
         # Loading allocates millions of objects and no cycles: the cyclic collector would only
         # rescan them again and again (a third of a large load). Loaded data is then frozen out
         # of later collections, which keeps them short while the proxy serves.
+        prepare_checks()  # what lives on is made before any document (memory.py says why)
+        before, loaded = memory.resident(), 0
         gc.disable()
         try:
             for path, doc in cassette.load_dir(cassette_dir):
                 listings += replayer.add_document(doc, source=str(path))
                 replayer.files += 1
+                loaded += os.path.getsize(path)
             replayer.merge_listings(listings)
         finally:
             gc.enable()
             keep_proofs([])  # a file loaded and not built keeps nothing past the load
+        memory.release_free()
+        if memory.scattered(before, loaded):
+            memory.copy_fresh(replayer, "store", detached=("item_check",))
+            memory.release_free()
         gc.freeze()
-        _release_free_memory()
         return replayer
 
     def add_document(self, doc: dict[str, Any], source: str = "") -> list["Listing"]:

@@ -27,7 +27,8 @@ GAP = type("Gap", (), {"__slots__": (), "__repr__": lambda self: "GAP"})()  # an
 _ID = itemgetter("id")
 _PAIR = itemgetter(0, 1)
 _BOUNDS = itemgetter("start", "end")
-_RARITY = itemgetter("currentCategory", "currentPercentage")
+_RARITY_KEYS = ("currentCategory", "currentPercentage")
+_RARITY = itemgetter(*_RARITY_KEYS)
 # The properties of a compact entry this proof knows; a schema with others is never proven plain.
 _KNOWN = frozenset(("id", "name", "description", "lockedDescription", "gamerscore", "type", "unlocked",
                     "progress", "secret", "window", "rarity", "icon"))
@@ -69,7 +70,7 @@ def _column(entries: list[dict], key: str) -> tuple[list, bool]:
 
 
 @functools.cache
-def _rules() -> dict[str, Any] | None:
+def read_rules() -> dict[str, Any] | None:
     """What the schema's compact entry asks, read from rules/cassette.schema.json (None: a
     definition this proof does not mirror, so nothing is proven plain)."""
     defs = json.loads((DEFAULT_RULES_DIR / "cassette.schema.json").read_text(encoding="utf-8"))["$defs"]
@@ -118,7 +119,7 @@ def _pairs(values: list, keys: Callable, n: int = 2) -> list | None:
 
 def plain(lists: Sequence[list]) -> Plain | None:
     """The columns of the entries of ``lists`` when every one is plain, else None."""
-    rules = _rules()
+    rules = read_rules()
     entries = list(chain.from_iterable(lists))
     if rules is None or not _types(entries, {dict}):
         return None
@@ -170,7 +171,8 @@ def plain(lists: Sequence[list]) -> Plain | None:
         found = _at(columns["rarity"], places.get("rarity"))
         pairs = _pairs(found, _RARITY) if _types(found, {dict}) else None
         low, high = rules["percent"]
-        if pairs is None or not all(type(c) is str and c in rules["categories"] and type(p) in (int, float) and low <= p <= high
+        # in this key order, which is the order a page writes them in
+        if pairs is None or set(map(tuple, found)) != {_RARITY_KEYS} or not all(type(c) is str and c in rules["categories"] and type(p) in (int, float) and low <= p <= high
                                     for c, p in pairs):
             return None
     return Plain(ids, columns, places)

@@ -18,7 +18,7 @@ from ..model import closest
 from ..rulesfile import short_repr, strict_validator
 from .errors import CassetteError
 from .locate import lines_of
-from .plain import keep, plain
+from .plain import keep, plain, read_rules as plain_rules
 
 SCHEMA_PATH = DEFAULT_RULES_DIR / "cassette.schema.json"
 
@@ -282,6 +282,15 @@ def _achievement_rules() -> dict[str, tuple[str, _Rule, _Rule]]:
         wire, compact = (_Rule(node[b], compiler) for b in ("then", "else"))
         rules[shape] = (key, wire, compact)
     return rules
+
+
+def prepare() -> None:
+    """Compiles the checks a load runs, before the first document is parsed: made later, their
+    objects would sit among the document's and keep its memory from going back when it is freed."""
+    _validators()
+    _achievement_rules()
+    _title_ok()
+    plain_rules()
 
 
 def _achievement_errors(doc: dict, proofs: list | None = None) -> Iterator[tuple[list, str]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from itertools import accumulate, chain, repeat
-from operator import eq, is_, is_not
+from operator import eq, is_, is_not, itemgetter
 from typing import Any, Iterable, NamedTuple
 
 import orjson
@@ -29,6 +29,8 @@ _CATEGORY_OF = bytes(f & (UNLOCKED | CHALLENGE) for f in range(256))  # flags ->
 _INT64 = 1 << 63
 _BLANK = {GAP: "", None: ""}  # value -> its text, by .get(value, value): a null or absent text is ""
 _ZERO = {GAP: 0}  # likewise an absent gamerscore is 0
+_CATEGORY = itemgetter("currentCategory")
+_PERCENT = itemgetter("currentPercentage")
 
 
 class Row(NamedTuple):
@@ -159,6 +161,11 @@ class HandColumns:
         self._unlocked, self._name, self._description, self._locked, self._icon = (
             Texts(), Texts(), Texts(), Texts(), Texts())
         self.windows: dict[int, tuple[str, str]] = {}  # row -> (start, end)
+        # A plain entry's rarity by row: a code (0: none; else one, plus its category's index in
+        # _rarity_names times two, plus one when the percentage was written as an integer) and
+        # its percentage.
+        self._rarity_code, self._rarity_pct = bytearray(), array("d")
+        self._rarity_names: list[str] = []
         self._odd: dict[int, dict[str, Any]] = {}  # row -> values the columns cannot hold
         self._title_json: dict[int, tuple[bytes, bytes]] = {}  # title row -> its JSON texts, once asked
 
@@ -214,6 +221,8 @@ class HandColumns:
         self._description.extend(r.description for r in rows)
         self._locked.extend(r.locked for r in rows)
         self._icon.extend(r.icon if isinstance(r.icon, str) else "" for r in rows)
+        self._rarity_code.extend(bytes(len(rows)))  # a row read on its own keeps its rarity beside
+        self._rarity_pct.extend(array("d", bytes(8 * len(rows))))
 
     def append_plain(self, titles: list[tuple[int, list]]) -> tuple[array, bytes] | None:
         """The entries of each (title row, entries) appended, title after title, when they are all
@@ -276,9 +285,7 @@ class HandColumns:
                 flags[i] |= CHALLENGE
         del kinds
         base = len(self)
-        if "rarity" in col:
-            for i in places.get("rarity", range(m)):
-                self._odd[base + i] = {"rarity": dict(col["rarity"][i])}
+        self._rarity_columns(m, col.pop("rarity", None), places.get("rarity"))
         for i, pair in windows.items():
             self.windows[base + i] = pair
         self._title.extend(array("I", chain.from_iterable(map(repeat, [t for t, _ in titles], sizes))))
@@ -298,6 +305,28 @@ class HandColumns:
                              else list(map(_BLANK.get, values, values)))
             values = unlocked = None
         return numbers, bytes(flags).translate(_CATEGORY_OF)
+
+    def _rarity_columns(self, m: int, rarity: list | None, where: array | None) -> None:
+        """The rarity of ``m`` plain rows appended (``rarity``: each row's mapping, GAP where it
+        has none; ``where``: the rows that have one, None for every row)."""
+        codes, percents = bytearray(m), array("d", bytes(8 * m))
+        if rarity is not None:
+            found = rarity if where is None else list(map(rarity.__getitem__, where))
+            names = self._rarity_names
+            index = {name: n for n, name in enumerate(names)}
+            for name in set(map(_CATEGORY, found)) - set(index):
+                index[name] = len(names)
+                names.append(name)
+            values = list(map(_PERCENT, found))
+            marks = bytes(1 + 2 * index[c] + (type(p) is int) for c, p in zip(map(_CATEGORY, found), values))
+            if where is None:
+                codes[:] = marks
+                percents = array("d", values)
+            else:
+                deque(map(codes.__setitem__, where, marks), maxlen=0)
+                deque(map(percents.__setitem__, where, values), maxlen=0)
+        self._rarity_code.extend(codes)
+        self._rarity_pct.extend(percents)
 
     # -- reading a row
 
@@ -322,7 +351,7 @@ class HandColumns:
     def row(self, row: int) -> Row:
         plain = self.plain(row)
         if plain is not None:
-            return _new_row(Row, (*plain, None))
+            return _new_row(Row, (*plain, self.rarity(row)))
         flags = self._flags[row]
         odd = self._odd[row]
         progress = odd.get("progress") or (
@@ -344,6 +373,23 @@ class HandColumns:
                 self._unlocked[row] if flags & UNLOCKED else "", self.windows.get(row),
                 self._name[row] if flags & NAMED else "", self._description[row],
                 self._locked[row] if flags & LOCKED_TEXT else "", self._icon[row] if flags & ICON else None)
+
+    def rarity(self, row: int) -> dict | None:
+        """The rarity of a plain row as the entry wrote it (None: it has none)."""
+        code = self._rarity_code[row] - 1
+        if code < 0:
+            return None
+        percent = self._rarity_pct[row]
+        return {"currentCategory": self._rarity_names[code >> 1], "currentPercentage": int(percent) if code & 1 else percent}
+
+    def rarity_json(self, row: int) -> bytes | None:
+        """:meth:`rarity` as compact JSON (orjson's spelling of the percentage)."""
+        code = self._rarity_code[row] - 1
+        if code < 0:
+            return None
+        percent = self._rarity_pct[row]
+        return b'{"currentCategory":%s,"currentPercentage":%s}' % (
+            orjson.dumps(self._rarity_names[code >> 1]), b"%d" % percent if code & 1 else orjson.dumps(percent))
 
     def title_json(self, title: int) -> tuple[bytes, bytes]:
         """(serviceConfigId, name) of title row ``title`` as JSON texts, written once: every item

@@ -125,10 +125,10 @@ _V2 = (b'{"id":"%d","serviceConfigId":%s,"name":%s,"titleAssociations":[{"name":
        b'"isSecret":%s,"description":%s,"lockedDescription":%s,"productId":"%08x-0000-0000-0000-%012x",'
        b'"achievementType":%s,"participationType":"Individual","timeWindow":%s,"rewards":[{"name":null,'
        b'"description":null,"value":"%d","type":"Gamerscore","valueType":"Int","mediaAsset":null}],'
-       b'"estimatedTime":"00:00:00","deeplink":null,"isRevoked":false}')
+       b'"estimatedTime":"00:00:00","deeplink":null,"isRevoked":false%s}')
 _V1 = (b'{"id":%d,"titleId":%d,"name":%s,"sequence":%d,"flags":%d,"unlockedOnline":%s,"unlocked":%s,'
        b'"isSecret":%s,"platform":%d,"gamerscore":%d,"imageId":%d,"description":%s,"lockedDescription":%s,'
-       b'"type":1,"isRevoked":false,"timeUnlocked":%s}')
+       b'"type":1,"isRevoked":false,"timeUnlocked":%s%s}')
 _BOOL = (b"false", b"true")
 _NEVER = orjson.dumps(NEVER)
 _dumps = orjson.dumps
@@ -149,15 +149,20 @@ def encoded(cols: HandColumns, row: Row, shape: str, rarity: bool) -> bytes | No
 
 def encoded_at(cols: HandColumns, pos: int, shape: str, rarity: bool) -> bytes | None:
     """:func:`encoded` of the row at ``pos``: one its columns hold whole (64-bit numbers, a text
-    icon, no rarity) is written from its fields as read, with no :class:`Row` built."""
+    icon, a rarity as the proof reads it) is written from its fields as read, with no :class:`Row`
+    built."""
     plain = cols.plain(pos)
-    return encoded(cols, cols.row(pos), shape, rarity) if plain is None else _written(cols, shape, *plain)
+    if plain is None:
+        return encoded(cols, cols.row(pos), shape, rarity)
+    kept = cols.rarity_json(pos) if rarity else None
+    return _written(cols, shape, *plain, tail=b"" if kept is None else b',"rarity":%s' % kept)
 
 
 def _written(cols: HandColumns, shape: str, title: int, number: int, seq: int, flags: int, score: int,
              progress: tuple[int, int] | None, unlocked: str, window: tuple[str, str] | None, name: str,
-             description: str, locked: str, icon: str | None) -> bytes:
-    """The template filled with a row's fields (those of :class:`Row` but its rarity)."""
+             description: str, locked: str, icon: str | None, tail: bytes = b"") -> bytes:
+    """The template filled with a row's fields (those of :class:`Row` but its rarity); ``tail``:
+    the members written after the last (its rarity)."""
     if not flags & NAMED:
         name = f"Achievement {number}"
     if not flags & LOCKED_TEXT:
@@ -168,7 +173,7 @@ def _written(cols: HandColumns, shape: str, title: int, number: int, seq: int, f
                       V1_SHOW | V1_TYPE | (V1_ACHIEVED | V1_ONLINE if done else 0), _BOOL[done],
                       _BOOL[done], _BOOL[bool(flags & SECRET)], 15 if done else 255, score,
                       number, _dumps(description), _dumps(locked),
-                      _dumps(unlocked) if done else _NEVER)
+                      _dumps(unlocked) if done else _NEVER, tail)
     tid = cols.title_ids[title]
     scid, title_name = cols.title_json(title)
     current, target = (b'"%d"' % progress[0], b'"%d"' % progress[1]) if progress else (b"null", b'"1"')
@@ -183,4 +188,4 @@ def _written(cols: HandColumns, shape: str, title: int, number: int, seq: int, f
                   _dumps(icon), _BOOL[bool(flags & SECRET)], _dumps(description), _dumps(locked),
                   tid, number, b'"Challenge"' if flags & CHALLENGE else b'"Persistent"',
                   b'{"startDate":%s,"endDate":%s}' % (_dumps(window[0]), _dumps(window[1])) if window else b"null",
-                  score)
+                  score, tail)
