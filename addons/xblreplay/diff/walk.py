@@ -33,29 +33,36 @@ def _same_scalar(a: Any, b: Any) -> bool:
 
 def differences(live: Any, local: Any, rules: DiffRules, at: Path = ()) -> list[Path]:
     """The paths (below ``at``, which names where ``live`` and ``local`` sit in their bodies) at
-    which ``live`` and ``local`` differ and no volatile field is; at most MAX_COUNTED of them."""
+    which ``live`` and ``local`` differ and no volatile field is; at most MAX_COUNTED of them.
+    A volatile field is asked about only where a difference is found (a pattern covers a path
+    and everything below it), so an agreeing body costs one visit per value."""
     found: list[Path] = []
     stack: list[tuple[Path, Any, Any]] = [(at, live, local)]
     while stack and len(found) < MAX_COUNTED:
         path, a, b = stack.pop()
-        if rules.ignores(path):
-            continue
         if isinstance(a, dict) and isinstance(b, dict):
-            keys = list(a) + [k for k in b if k not in a]
             children = []
-            for k in keys:
-                if k in a and k in b:
-                    children.append((path + (str(k),), a[k], b[k]))
-                elif not rules.ignores(path + (str(k),)):
-                    children.append((path + (str(k),), _MISSING, None))
+            for k, v in a.items():
+                w = b.get(k, _MISSING)
+                if type(v) is str and type(w) is str:  # most values: compared here, never stacked
+                    if v != w:
+                        _found(found, path + (str(k),), rules)
+                else:
+                    children.append((path + (str(k),), v, w))
+            children += [(path + (str(k),), _MISSING, None) for k in b if k not in a]
             stack.extend(reversed(children))
         elif isinstance(a, list) and isinstance(b, list):
             common = min(len(a), len(b))
             extra = [(path + (str(i),), _MISSING, None) for i in range(common, max(len(a), len(b)))]
             stack.extend(reversed([(path + (str(i),), a[i], b[i]) for i in range(common)] + extra))
-        elif a is _MISSING or not _same_scalar(a, b):
-            found.append(path)
+        elif a is _MISSING or b is _MISSING or not _same_scalar(a, b):
+            _found(found, path, rules)
     return found
+
+
+def _found(found: list[Path], path: Path, rules: DiffRules) -> None:
+    if not rules.ignores(path):
+        found.append(path)
 
 
 class _Missing:
