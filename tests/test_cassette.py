@@ -381,8 +381,10 @@ def test_written_cassettes_are_yaml_and_json_alike(tmp_path):
     data = cassette.dump(doc)
     assert yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) == doc
     assert json.loads(data[data.index(b"{"):]) == doc
-    # Header, braces, a line per top-level key, a line per interaction and its closing bracket.
-    assert data.count(b"\n") == 4 + len(doc) + len(doc["interactions"])
+    # Header, braces, a line per top-level key, a line per interaction and its closing bracket;
+    # a dataset and each of its titles open and close on lines of their own, around a line an entry.
+    datasets = 1 + sum(2 + sum(2 + len(t["achievements"]) for t in d["titles"]) for d in doc["datasets"])
+    assert data.count(b"\n") == 4 + len(doc) + len(doc["interactions"]) + datasets
 
 
 # Values that are valid for some compact key and invalid for others.
