@@ -13,9 +13,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from ..mode import MODES
 from .config import MARK
 
-MODES = ("replay", "record", "replay-or-record", "validate")
 FIXTURE = "achievements_proxy"
 INI_FAIL = "achievements_fail_on_violations"
 
@@ -24,9 +24,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xblreplay", "Xbox Live Achievements proxy (xblreplay)")
     group.addoption("--achievements-mode", choices=MODES, default=None,
                     help="mode of the achievements_proxy fixture, over marks and achievements_config "
-                         "(default: replay, which never reaches the service)")
+                         "(default: replay, which never reaches the service; diff compares the live "
+                         "service with replay)")
     group.addoption("--achievements-upstream", metavar="URL", default=None,
-                    help="where record/validate modes forward achievements traffic (default: the service)")
+                    help="where record, validate and diff modes forward achievements traffic (default: the service)")
     parser.addini(INI_FAIL, type="bool", default=False,
                   help="fail every test that used achievements_proxy and has findings, as assert_clean() does")
 
