@@ -203,3 +203,33 @@ def printed_summary(output: str) -> dict | None:
     marker = "xblreplay summary: "
     lines = [line for line in output.splitlines() if line.startswith(marker)]
     return json.loads(lines[-1][len(marker):]) if lines else None
+
+
+# Listing queries no single recorded page answers as they are: filters, orders, paging, case.
+VARIED_QUERIES = [
+    "titleId=2222&orderBy=Title&maxItems=7",
+    "titleId=2222&orderBy=UnlockTime&maxItems=100",
+    "titleId=1111,3333&unlockedOnly=true",
+    "titleId=2222&types=Challenge",
+    "titleId=1111&skipItems=5&maxItems=4",
+    "titleId=3333,2222,1111&orderBy=title&maxItems=50&continuationToken=20",
+    "titleId=1111&unlockedOnly=TRUE&orderBy=unlocktime&maxItems=3&continuationToken=3",
+]
+
+
+def page_all(proxy: "Mitmdump", query: str, headers: dict | None = None, *, xuid: int = XUID,
+             contract: str = "2", limit: int = 1000) -> tuple[list[dict], list[dict]]:
+    """Every page of a listing ``query`` through the proxy, following continuation tokens to
+    the end: (items, pagingInfos)."""
+    items, infos, token = [], [], None
+    for _ in range(limit):
+        path = f"/users/xuid({xuid})/achievements?{query}" + (f"&continuationToken={token}" if token else "")
+        reply = proxy.request(path, headers, contract=contract)
+        assert reply.status == 200, (reply.status, reply.body[:300])
+        body = reply.json()
+        items += body["achievements"]
+        infos.append(body["pagingInfo"])
+        token = body["pagingInfo"]["continuationToken"]
+        if token is None:
+            return items, infos
+    raise AssertionError("continuation tokens never ended")

@@ -7,7 +7,6 @@ paths; the client gets the upstream's body byte for byte either way."""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import subprocess
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import refservice
-from proxyharness import REPO, XUID, Mitmdump, SilentListener, Upstream, cassette_documents, printed_summary, read_log
+from proxyharness import (REPO, VARIED_QUERIES, XUID, Mitmdump, SilentListener, Upstream, cassette_documents,
+                          printed_summary, read_log)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +24,7 @@ TITLES = {1111: 23, 2222: 41, 3333: 9}
 BASE = f"/users/xuid({XUID})/achievements"
 RECORDED = f"{BASE}?maxItems=1000"  # one unfiltered page of everything: R2 coverage of all titles
 QUERIES = [
-    "titleId=2222&orderBy=Title&maxItems=7",
-    "titleId=2222&orderBy=UnlockTime&maxItems=100",
-    "titleId=1111,3333&unlockedOnly=true",
-    "titleId=2222&types=Challenge",
-    "titleId=1111&skipItems=5&maxItems=4",
-    "titleId=3333,2222,1111&orderBy=title&maxItems=50&continuationToken=20",
-    "titleId=1111&unlockedOnly=TRUE&orderBy=unlocktime&maxItems=3&continuationToken=3",
+    *VARIED_QUERIES,
     "orderBy=UnlockTime&maxItems=10",
     "orderBy=UnlockTime&maxItems=10",  # asked twice: recorded live answers never become the reference
     "maxItems=25&skipItems=60",

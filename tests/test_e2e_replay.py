@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from proxyharness import REPO, XUID, Mitmdump, SilentListener, read_log
+from proxyharness import REPO, XUID, Mitmdump, SilentListener, page_all, read_log
 
 pytestmark = pytest.mark.e2e
 
@@ -25,24 +25,6 @@ def example_title(title_id: int, locale: str = "en-US") -> list[dict]:
                 if title["id"] == title_id:
                     return title["achievements"]
     raise LookupError(title_id)
-
-
-def page_all(proxy: Mitmdump, query: str, headers: dict | None = None) -> tuple[list[dict], list[dict]]:
-    """Follow continuation tokens to the end; return (items, pagingInfos)."""
-    items, infos, token = [], [], None
-    for _ in range(100):
-        path = f"/users/xuid({XUID})/achievements?{query}"
-        if token is not None:
-            path += f"&continuationToken={token}"
-        reply = proxy.request(path, headers)
-        assert reply.status == 200, (reply.status, reply.body)
-        body = reply.json()
-        items += body["achievements"]
-        infos.append(body["pagingInfo"])
-        token = body["pagingInfo"]["continuationToken"]
-        if token is None:
-            return items, infos
-    raise AssertionError("continuation tokens never ended")
 
 
 def test_r5_pages_a_whole_title_through_real_mitmdump_without_any_upstream_connection(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import http.client
-import json
 import re
 import shutil
 import subprocess

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from xblreplay.answers import invalid_request as error_answer
 from xblreplay.bounds import MAX_INT_DIGITS, MAX_JSON_DEPTH
 from xblreplay.contract import MAX_RESPONSE_VIOLATIONS, Validator, query_params, request_key
-from xblreplay.model import EP_LIST, EP_OTHER, EP_UPDATE, ERROR
+from xblreplay.model import EP_OTHER, EP_UPDATE, ERROR
 from xblreplay.replay import Replayer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -609,7 +609,6 @@ def test_accept_language_is_cached_only_up_to_the_bound(validator):
 
 
 def test_request_key_longer_than_the_bound_keeps_its_start_and_a_hash():
-    import hashlib
 
     from xblreplay.bounds import MAX_KEY_CHARS
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from proxyharness import REPO, Mitmdump, SilentListener, read_log
+from proxyharness import REPO, Mitmdump, SilentListener, page_all, read_log
 
 pytestmark = pytest.mark.e2e
 
@@ -22,22 +22,6 @@ XUID = 2533274900000003  # the third generated user
 def cassette(out: Path) -> dict:
     text = (out / str(XUID) / "en-US.yaml").read_text(encoding="utf-8")
     return json.loads(text[text.index("\n{") + 1:])
-
-
-def page_all(proxy: Mitmdump, query: str, contract: str) -> tuple[list[dict], list[dict]]:
-    """Every page of ``query``, following continuation tokens; (items, pagingInfos)."""
-    items, infos, token = [], [], None
-    for _ in range(1000):
-        path = f"/users/xuid({XUID})/achievements?{query}" + (f"&continuationToken={token}" if token else "")
-        reply = proxy.request(path, contract=contract)
-        assert reply.status == 200, (reply.status, reply.body[:300])
-        body = reply.json()
-        items += body["achievements"]
-        infos.append(body["pagingInfo"])
-        token = body["pagingInfo"]["continuationToken"]
-        if token is None:
-            return items, infos
-    raise AssertionError("continuation tokens never ended")
 
 
 def test_a_generated_dataset_is_replayed_page_by_page_without_r7_findings(tmp_path):
@@ -57,9 +41,9 @@ def test_a_generated_dataset_is_replayed_page_by_page_without_r7_findings(tmp_pa
         with Mitmdump(tmp_path, achievements_mode="replay", achievements_cassettes=out,
                       achievements_upstream=upstream.url, achievements_log=log,
                       achievements_now="2026-11-20T00:00:00Z") as proxy:
-            items, infos = page_all(proxy, f"titleId={title['id']}&maxItems=7", "2")
-            rare, _ = page_all(proxy, f"titleId={title['id']}&maxItems=25&orderBy=UnlockTime", "4")
-            classic, _ = page_all(proxy, f"titleId={old['id']}&maxItems=10", "1")
+            items, infos = page_all(proxy, f"titleId={title['id']}&maxItems=7", xuid=XUID)
+            rare, _ = page_all(proxy, f"titleId={title['id']}&maxItems=25&orderBy=UnlockTime", xuid=XUID, contract="4")
+            classic, _ = page_all(proxy, f"titleId={old['id']}&maxItems=10", xuid=XUID, contract="1")
             soon = proxy.request(f"/users/xuid({XUID})/achievements?types=Challenge&orderBy=EndingSoon&maxItems=50",
                                  contract="2")
         proxy.stop()

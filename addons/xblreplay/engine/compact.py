@@ -13,7 +13,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from itertools import accumulate, chain, repeat
-from operator import eq, is_, is_not, itemgetter
+from operator import eq, is_, itemgetter
 from typing import Any, Iterable, NamedTuple
 
 import orjson
@@ -126,14 +126,6 @@ class _Compact(NamedTuple):
                    str(entry["name"]) if "name" in entry else "", str(entry.get("description", "")),
                    str(entry.get("lockedDescription", "")), entry.get("icon"),
                    None if rarity is None else dict(rarity))
-
-
-
-
-
-
-
-
 
 
 def _marks(m: int, col: dict[str, list], places: dict[str, array], key: str) -> bytes:
