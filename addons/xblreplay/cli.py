@@ -28,6 +28,17 @@ from .contract import Validator
 from .report.cli import register as register_reports
 
 ENTRY_SCRIPT = Path(__file__).resolve().parent / "mitm" / "entry.py"  # inside the package: works installed
+
+
+def mitmdump_path() -> Path:
+    """The mitmdump installed beside this Python (the environment the package is installed in,
+    with its dependencies), else the first one on PATH."""
+    beside = Path(sys.executable).with_name("mitmdump")
+    if beside.exists():
+        return beside
+    found = shutil.which("mitmdump")
+    return Path(found) if found else beside
+
 # `xblreplay query` has no token to send; this placeholder passes the R8 Authorization check.
 CLI_AUTH = "XBL3.0 x=xblreplay-cli;offline"
 
@@ -172,8 +183,7 @@ def cmd_run(extra: list[str]) -> int:
     if "-h" in extra or "--help" in extra:
         print(run_help())
         return 0
-    mitmdump = shutil.which("mitmdump") or str(Path(sys.executable).with_name("mitmdump"))
-    argv = [mitmdump, "-s", str(ENTRY_SCRIPT), *extra]
+    argv = [str(mitmdump_path()), "-s", str(ENTRY_SCRIPT), *extra]
     os.execv(argv[0], argv)
     return 0  # not reached
 

@@ -6,26 +6,14 @@ tests use it."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 CA_NAME = "mitmproxy-ca-cert.pem"  # what mitmdump writes into its confdir: the CA a client trusts
-
-
-def mitmdump_path() -> Path:
-    """The mitmdump installed beside this Python (the environment the package is installed in),
-    else the first one on PATH."""
-    beside = Path(sys.executable).with_name("mitmdump")
-    if beside.exists():
-        return beside
-    found = shutil.which("mitmdump")
-    return Path(found) if found else beside
 
 
 def entry_script() -> Path:
@@ -34,6 +22,13 @@ def entry_script() -> Path:
     from ..cli import ENTRY_SCRIPT
 
     return ENTRY_SCRIPT
+
+
+def mitmdump_path() -> Path:
+    """The mitmdump to start (:func:`xblreplay.cli.mitmdump_path`, the one ``xblreplay run`` starts)."""
+    from ..cli import mitmdump_path as path
+
+    return path()
 
 
 def free_port() -> int:
