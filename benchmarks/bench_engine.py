@@ -161,6 +161,30 @@ def median_us_per(fn, items: list, rounds: int = 9) -> float:
     return statistics.median(samples)
 
 
+class Pauses:
+    """The cyclic collector's pauses while watched (``gc.callbacks``): each pause in seconds, and
+    the collections of each generation."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def _watch(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> "Pauses":
+        gc.callbacks.append(self._watch)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._watch)
+
+
 def sweep(size: int) -> None:
     """Every page of maxItems=10 answered once (answer + R7 check + serialisation)."""
     store, _, _ = build_in_memory(make_entry(size))
@@ -172,26 +196,17 @@ def sweep(size: int) -> None:
     objects, memory = len(gc.get_objects()), rss()
     loaded = memory
     costs, size_bytes = [], 0
-    pauses: list[float] = []
-    started = [0.0]
-
-    def timed(phase: str, info: dict) -> None:
-        if phase == "start":
-            started[0] = time.perf_counter()
-        else:
-            pauses.append(time.perf_counter() - started[0])
-
-    gc.callbacks.append(timed)
-    for start in range(0, size, 10):
-        check = VALIDATOR.check_request("GET", f"{url}{start}", headers)
-        t0 = time.perf_counter()
-        answer = replayer.answer(check, "GET", url)
-        # as the proxy checks it: the page as the engine made it (its items were checked as served)
-        found = VALIDATOR.check_response(check, answer.status, {}, answer.page, answer)
-        size_bytes += len(answer.body_bytes())
-        costs.append(time.perf_counter() - t0)
-        assert answer.status == 200 and not found, (answer.status, found)
-    gc.callbacks.remove(timed)
+    with Pauses() as watch:
+        for start in range(0, size, 10):
+            check = VALIDATOR.check_request("GET", f"{url}{start}", headers)
+            t0 = time.perf_counter()
+            answer = replayer.answer(check, "GET", url)
+            # as the proxy checks it: the page as the engine made it (its items were checked as served)
+            found = VALIDATOR.check_response(check, answer.status, {}, answer.page, answer)
+            size_bytes += len(answer.body_bytes())
+            costs.append(time.perf_counter() - t0)
+            assert answer.status == 200 and not found, (answer.status, found)
+    pauses = watch.pauses
     grown, memory = len(gc.get_objects()) - objects, rss() - memory
     t0 = time.perf_counter()
     gc.collect()

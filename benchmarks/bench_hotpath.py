@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mitmproxy import http  # noqa: E402
 from mitmproxy.test import taddons, tflow, tutils  # noqa: E402
 
-from bench_engine import XUID, make_entry  # noqa: E402
+from bench_engine import XUID, Pauses, make_entry  # noqa: E402
 from xblreplay.mitm.addon import Achievements  # noqa: E402
 
 HOST = "achievements.xboxlive.com"
@@ -159,37 +159,24 @@ async def profile(addon, paths: list[str], n: int) -> list[tuple[str, float]]:
 async def gc_run(addon, paths: list[str], n: int) -> dict[str, float]:
     """Tracked objects and collector pauses over ``n`` exchanges; the objects left after a full
     collection are counted at every fifth of the run (flat: nothing accumulates)."""
-    pauses: list[float] = []
-    collections = [0, 0, 0]
-    started = [0.0]
-
-    def watch(phase: str, info: dict) -> None:
-        if phase == "start":
-            started[0] = time.perf_counter()
-        else:
-            pauses.append(time.perf_counter() - started[0])
-            collections[info["generation"]] += 1
-
+    watch = Pauses()
     clock = time.perf_counter
     await asyncio.sleep(0)
     gc.collect()
     before = len(gc.get_objects())
     checkpoints = []
     for part in range(5):
-        gc.callbacks.append(watch)
-        try:
+        with watch:
             for i in range(part * n // 5, (part + 1) * n // 5):
                 await exchange(addon, flow_for(paths[i % len(paths)]), clock)
                 await asyncio.sleep(0)  # the event loop turns between exchanges, as in mitmdump
-        finally:
-            gc.callbacks.remove(watch)
         gc.collect()
         checkpoints.append(len(gc.get_objects()))
     return {"tracked_before": before, "tracked_after_collect_by_fifth": checkpoints,
-            "gen0": collections[0], "gen1": collections[1], "gen2": collections[2],
-            "max_pause_ms": round(max(pauses, default=0.0) * 1e3, 3),
-            "median_pause_ms": round(statistics.median(pauses) * 1e3, 3) if pauses else 0.0,
-            "gc_us_per_exchange": round(sum(pauses) / n * 1e6, 2)}
+            "gen0": watch.collections[0], "gen1": watch.collections[1], "gen2": watch.collections[2],
+            "max_pause_ms": round(max(watch.pauses, default=0.0) * 1e3, 3),
+            "median_pause_ms": round(statistics.median(watch.pauses) * 1e3, 3) if watch.pauses else 0.0,
+            "gc_us_per_exchange": round(sum(watch.pauses) / n * 1e6, 2)}
 
 
 async def main_async(args) -> None:
