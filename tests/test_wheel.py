@@ -142,3 +142,26 @@ def test_installed_run_serves_https_from_the_dataset(installed, tmp_path):
     unlocked = [str(a["id"]) for a in harbor["achievements"] if "unlocked" in a]
     assert unlocked and [a["id"] for a in reply.json()["achievements"]] == unlocked
     assert "Traceback" not in out, out
+
+
+def test_the_installed_plugin_replays_in_a_test_project_outside_the_checkout(installed, tmp_path):
+    """A game's test suite with the wheel installed: pytest finds the plugin through the wheel's
+    entry point, and the fixture starts the wheel's proxy, which answers over HTTPS."""
+    from test_pytest_plugin import project
+
+    root = project(tmp_path, '''
+        import xblreplay
+
+        @pytest.mark.achievements(cassettes="example_cassettes")
+        def test_listing(achievements_proxy):
+            status, body = call(achievements_proxy, f"/users/xuid({XUID})/achievements?titleId=1829000002")
+            assert status == 200, body
+            note("seen.json", {"package": xblreplay.__file__, "items": len(json.loads(body)["achievements"]),
+                               "log": achievements_proxy.log()})
+            achievements_proxy.assert_clean()
+    ''')
+    done = run([installed["python"], "-m", "pytest", "-p", "no:cacheprovider", "-q"], root, installed["env"], timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads((root / "seen.json").read_text())
+    assert Path(seen["package"]) == installed["site"] / "xblreplay" / "__init__.py"
+    assert seen["items"] == 8 and [e["source"] for e in seen["log"]] == ["dataset"]
