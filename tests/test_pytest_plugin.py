@@ -244,6 +244,21 @@ def test_an_unknown_mark_option_is_a_clear_error(tmp_path):
     assert "Traceback" not in done.stdout
 
 
+def test_a_broken_cassette_fails_the_test_with_its_file_and_line_first(tmp_path):
+    root = project(tmp_path, """
+        @pytest.mark.achievements(cassettes="broken")
+        def test_broken(achievements_proxy):
+            pass
+    """, example=False)
+    (root / "broken").mkdir()
+    (root / "broken" / "a.yaml").write_text("xblreplay: 1\ndatasets:\n  - xuid: nope\n")
+    done = run(root)
+    assert done.returncode == 1, done.stdout
+    first = next(line for line in done.stdout.splitlines() if line.startswith("achievements_proxy: "))
+    assert first.startswith(f"achievements_proxy: xblreplay: achievements_cassettes: {root / 'broken' / 'a.yaml'}:3: ")
+    assert "did not answer" not in done.stdout and "During handling" not in done.stdout
+
+
 def test_fail_on_violations_fails_every_test_with_findings(tmp_path):
     tests = '''
         @pytest.mark.achievements(cassettes="example_cassettes")

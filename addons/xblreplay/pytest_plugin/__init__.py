@@ -61,17 +61,17 @@ def achievements_proxy(request: pytest.FixtureRequest, achievements_config: dict
     from .handle import AchievementsProxy
     from .servers import ProxyError
 
+    failure = None  # failed outside the except blocks: the report shows the reason, not a chain
     try:
         values = cfg.merged(achievements_config, request.node.iter_markers(name=MARK))
         opts = cfg.options(values, request.path, request.config.getoption("--achievements-mode"),
                            request.config.getoption("--achievements-upstream"))
-    except cfg.UsageError as e:
-        pytest.fail(f"achievements_proxy: {e}", pytrace=False)
-    try:
         running = _achievements_pool.get(opts)
         start = running.control("rewind")["log_offset"]
-    except ProxyError as e:
-        pytest.fail(f"achievements_proxy: {e}", pytrace=False)
+    except (cfg.UsageError, ProxyError) as e:
+        failure = str(e)
+    if failure is not None:
+        pytest.fail(f"achievements_proxy: {failure}", pytrace=False)
     return AchievementsProxy(running, opts, start)
 
 

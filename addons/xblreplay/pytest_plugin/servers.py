@@ -113,7 +113,9 @@ class Pool:
             except ProxyError as e:
                 if not running.process.alive() or time.monotonic() > deadline:
                     output = running.process.stop()
-                    raise ProxyError(f"{e}\n{output[-3000:]}") from None
+                    # the addon's own reason (a broken cassette, a bad option) before anything else
+                    raise ProxyError(_first_error(output) if "xblreplay:" in output
+                                     else f"{e}\n{output[-3000:]}") from None
             time.sleep(0.05)  # polling the process for readiness, within the deadline
 
     def stop_all(self) -> None:
