@@ -605,3 +605,12 @@ def test_read_only_views_report_datasets_and_coverage(store):
     report = {r["locale"]: r for r in store.coverage_report()}
     assert report["en-US"]["titles"][T1] == {"items": 4, "complete": True}
     assert report["fr-FR"]["titles"][T1]["complete"] is False
+
+
+def test_a_coverage_gap_names_what_reading_it_back_finds():
+    from xblreplay.engine.coverage import gap, gap_named
+
+    missing = [1829000000 + n for n in range(10)] + [None]
+    assert gap_named(gap(missing, 2533274800000001, "V2", "en-US")) == (
+        [(2533274800000001, str(t)) for t in missing[:8]], 3)
+    assert gap_named(gap([None], 7, "V1", "fr-FR")) == ([(7, "any other")], 0)

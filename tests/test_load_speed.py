@@ -159,13 +159,19 @@ def state(ds: _Dataset) -> tuple:
             {t: [list(a) for a in lists] for t, lists in ds._by_title.items()}, [list(a) for a in ds._by_category])
 
 
+def built_both_ways(shape: str, seed: int) -> tuple[_Dataset, _Dataset]:
+    """The titles of ``seed`` taken at once, and the same merged entry by entry (a tuple of
+    entries is never taken whole: every entry is merged on its own)."""
+    at_once, one_by_one = _Dataset(1, shape, "en-US"), _Dataset(1, shape, "en-US")
+    at_once.add_titles(titles(seed), True, "a")
+    one_by_one.add_titles([{**t, "achievements": tuple(t["achievements"])} for t in titles(seed)], True, "a")
+    return at_once, one_by_one
+
+
 @pytest.mark.parametrize("shape", ["V1", "V2"])
 @pytest.mark.parametrize("seed", range(6))
 def test_titles_taken_at_once_hold_what_entries_merged_one_by_one_hold(shape, seed):
-    at_once, one_by_one = _Dataset(1, shape, "en-US"), _Dataset(1, shape, "en-US")
-    at_once.add_titles(titles(seed), True, "a")
-    # A tuple of entries is never taken whole: every entry is merged on its own.
-    one_by_one.add_titles([{**t, "achievements": tuple(t["achievements"])} for t in titles(seed)], True, "a")
+    at_once, one_by_one = built_both_ways(shape, seed)
     assert state(at_once) == state(one_by_one)
     assert at_once.info().size > 100
 
@@ -173,9 +179,7 @@ def test_titles_taken_at_once_hold_what_entries_merged_one_by_one_hold(shape, se
 @pytest.mark.parametrize("shape", ["V1", "V2"])
 @pytest.mark.parametrize("seed", range(4))
 def test_titles_taken_at_once_find_each_identity_and_name_where_merged_entries_do(shape, seed):
-    at_once, one_by_one = _Dataset(1, shape, "en-US"), _Dataset(1, shape, "en-US")
-    at_once.add_titles(titles(seed), True, "a")
-    one_by_one.add_titles([{**t, "achievements": tuple(t["achievements"])} for t in titles(seed)], True, "a")
+    at_once, one_by_one = built_both_ways(shape, seed)
     names = {t["id"]: t["name"] for t in titles(seed)}  # a title named again: its last name
     for title in titles(seed):
         tid = title["id"]

@@ -197,16 +197,7 @@ class ValidationLog:
             entry["log_redactions"] = scrubbed
             line = _dumps(entry)
         with self._lock:
-            self.requests += 1
-            self.by_status[status if status is not None else 0] += 1
-            self.by_source[source] += 1
-            self.not_recorded += bool(not_recorded)
-            for r in redactions or ():
-                self.redactions[r.what] += 1
-            for v in violations:
-                self.by_rule[v.rule] += 1
-                if v.code:
-                    self.by_code[v.code] += 1
+            self.count(entry)
             if diff is not None:
                 self._count_diff(diff)
             if self._fd is not None:
@@ -215,6 +206,25 @@ class ValidationLog:
                 if self._waiting_chars >= FLUSH_CHARS or not self._flush_later():
                     self._write_waiting()
         return entry
+
+    def count(self, entry: dict[str, Any]) -> None:
+        """Counts one entry as written (the counters behind :meth:`summary`, but diff mode's): the
+        log's own entries as they are written, and entries read back from a log file (a report,
+        a test's share of a run), whose fields are not trusted to have their types. Not locked:
+        :meth:`write` counts under its lock."""
+        status = entry.get("status")
+        self.requests += 1
+        self.by_status[status if isinstance(status, int) else 0] += 1
+        self.by_source[str(entry.get("source"))] += 1
+        self.not_recorded += bool(entry.get("not_recorded"))
+        for r in entry.get("redactions") or ():
+            if isinstance(r, dict):
+                self.redactions[str(r.get("what", ""))] += 1
+        for v in entry.get("violations") or ():
+            if isinstance(v, dict):
+                self.by_rule[str(v.get("rule", ""))] += 1
+                if v.get("code"):
+                    self.by_code[str(v["code"])] += 1
 
     def count_diffs(self) -> None:
         """The summary counts diff mode's comparisons (``"diff"``) from now on."""

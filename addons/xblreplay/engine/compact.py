@@ -375,13 +375,10 @@ class HandColumns:
         return {"currentCategory": self._rarity_names[code >> 1], "currentPercentage": int(percent) if code & 1 else percent}
 
     def rarity_json(self, row: int) -> bytes | None:
-        """:meth:`rarity` as compact JSON (orjson's spelling of the percentage)."""
-        code = self._rarity_code[row] - 1
-        if code < 0:
-            return None
-        percent = self._rarity_pct[row]
-        return b'{"currentCategory":%s,"currentPercentage":%s}' % (
-            orjson.dumps(self._rarity_names[code >> 1]), b"%d" % percent if code & 1 else orjson.dumps(percent))
+        """:meth:`rarity` as compact JSON, as orjson writes it."""
+        rarity = self.rarity(row)
+        return None if rarity is None else b'{"currentCategory":%s,"currentPercentage":%s}' % (
+            orjson.dumps(rarity["currentCategory"]), orjson.dumps(rarity["currentPercentage"]))
 
     def title_json(self, title: int) -> tuple[bytes, bytes]:
         """(serviceConfigId, name) of title row ``title`` as JSON texts, written once: every item

@@ -3,6 +3,7 @@ answer that depends on anything else may be partial."""
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from ..model import TYPES, AchievementsQuery
@@ -137,3 +138,14 @@ def gap(missing: list[int | None], xuid: int, shape: str, locale: str) -> str:
     names = ", ".join(f"(xuid {xuid}, titleId {'any other' if t is None else t})" for t in missing[:8])
     more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
     return f"R2: not recorded completely for {shape} {locale}: {names}{more}"
+
+
+_GAP_PAIR = re.compile(r"\(xuid (\d+), titleId (\d+|any other)\)")
+_GAP_MORE = re.compile(r" and (\d+) more")
+
+
+def gap_named(message: str) -> tuple[list[tuple[int, str]], int]:
+    """What a :func:`gap` message names, read back (from a validation log): the (xuid, titleId)
+    pairs it lists, titleId "any other" for titles never seen, and how many more it left out."""
+    more = _GAP_MORE.search(message)
+    return ([(int(x), t) for x, t in _GAP_PAIR.findall(message)], int(more.group(1)) if more else 0)

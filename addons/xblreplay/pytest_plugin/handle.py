@@ -59,17 +59,11 @@ class AchievementsProxy:
 
     def summary(self) -> dict[str, Any]:
         """This test's summary, as the proxy's own summary counts it (vlog.ValidationLog)."""
-        from ..model import Violation
-        from ..redact import Removal
         from ..vlog import ValidationLog
 
         tally = ValidationLog()
         for e in self.log():
-            tally.write(method=e["method"], url=e["url"], mode=e["mode"], endpoint=e["endpoint"],
-                        status=e["status"], source=e["source"], latency_ms=e["latency_ms"],
-                        violations=[Violation(**v) for v in e["violations"]],
-                        redactions=[Removal(**r) for r in e.get("redactions", ())],
-                        not_recorded=e.get("not_recorded", ""))
+            tally.count(e)
         return tally.summary()
 
     def findings(self, warnings: bool = False) -> list[dict[str, Any]]:

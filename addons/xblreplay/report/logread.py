@@ -18,7 +18,6 @@ the groups of findings, not by the lines: counters, the first ``examples`` reque
 from __future__ import annotations
 
 import math
-import re
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from urllib.parse import quote
 import orjson
 
 from ..contract import Validator, query_params, split_url
+from ..engine.coverage import gap_named
 from ..memo import Memo
 from ..traffic import caller_key
 from ..vlog import ValidationLog
@@ -45,8 +45,6 @@ BINS_PER_DECADE = 10
 LOW_DECADE, HIGH_DECADE = -2, 6
 LATENCY_BINS = (HIGH_DECADE - LOW_DECADE) * BINS_PER_DECADE + 2
 # How engine.coverage.gap names what a partial answer misses: "(xuid X, titleId T)", "and N more".
-_MISSING = re.compile(r"\(xuid (\d+), titleId (\d+|any other)\)")
-_MORE = re.compile(r" and (\d+) more")
 _ENTRY_KEYS = ("time", "method", "url", "status", "source", "violations")
 
 
@@ -199,16 +197,9 @@ class Reader:
     def add(self, e: dict[str, Any]) -> None:
         t, log = self.t, self.counters
         t.entries += 1
-        status, source, violations = e["status"], e["source"], e["violations"]
+        status, violations = e["status"], e["violations"]
         method, url = str(e["method"]), str(e["url"])
-        # the counters ValidationLog.write keeps, for its summary()
-        log.requests += 1
-        log.by_status[status if isinstance(status, int) else 0] += 1
-        log.by_source[str(source)] += 1
-        log.not_recorded += bool(e.get("not_recorded"))
-        for r in e.get("redactions") or ():
-            if isinstance(r, dict):
-                log.redactions[str(r.get("what", ""))] += 1
+        log.count(e)  # the counters ValidationLog.write keeps, for its summary()
         t.modes[str(e.get("mode", ""))] += 1
         t.endpoints[str(e.get("endpoint", ""))] += 1
 
@@ -240,9 +231,6 @@ class Reader:
             if not isinstance(v, dict):
                 continue
             rule, code = str(v.get("rule", "")), str(v.get("code", ""))
-            log.by_rule[rule] += 1
-            if code:
-                log.by_code[code] += 1
             group = t.groups.get((rule, code))
             if group is None:
                 group = t.groups[(rule, code)] = Group(rule, code, str(v.get("severity", "")))
@@ -258,10 +246,10 @@ class Reader:
                 if len(caller.marks) < MARKS:
                     caller.marks.append((when, code))
             if code == "coverage":
-                for xuid, title in _MISSING.findall(message):
-                    t.missing[(int(xuid), title)] += 1
-                more = _MORE.search(message)
-                t.missing_more += int(more.group(1)) if more else 0
+                pairs, more = gap_named(message)
+                for pair in pairs:
+                    t.missing[pair] += 1
+                t.missing_more += more
 
     def finish(self) -> Traffic:
         self.t.summary = self.counters.summary()
